@@ -1,0 +1,144 @@
+"""WebSocket consumers: the user's stream (every bot of theirs) and one bot's stream.
+
+Authentication: the browser's session cookie (Channels' AuthMiddlewareStack fills scope["user"]),
+or for programs an API access token in an `Authorization: Bearer <token>` header of the
+handshake. Anonymous handshakes are refused with close code 4401; a bot stream of a bot that is
+not the user's (or does not exist) with 4404, so a stream never reveals whether a bot exists.
+A refused stream is accepted, then closed at once with its code: closed before accepting, it would
+reach the browser as a failed handshake (daphne answers HTTP 403), without the code that tells the
+page to stop reconnecting (4404) or to log in again (4401).
+
+The consumers only relay: `alerts.realtime` publishes `stream.event` messages to the groups
+`user.<id>` and `bot.<id>` after the data committed, and each message is forwarded as JSON
+`{"event": ..., "bot_id": ..., "data": {...}}`. A client may send `{"type": "ping"}` and gets
+`{"event": "pong"}` (keep-alive through proxies that drop idle connections).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from channels.generic.websocket import AsyncJsonWebsocketConsumer
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from alerts.realtime import bot_group, user_group
+
+logger = logging.getLogger(__name__)
+
+CLOSE_UNAUTHENTICATED = 4401
+CLOSE_NOT_FOUND = 4404
+
+
+def _bearer_token(scope: dict[str, Any]) -> str | None:
+    for name, value in scope.get("headers", []):
+        if name == b"authorization":
+            scheme, _, token = value.decode("latin1").partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def user_for_token(raw_token: str) -> AbstractBaseUser | None:
+    """The active user an access token belongs to, or None (invalid, expired, unknown user)."""
+    from rest_framework_simplejwt.exceptions import TokenError
+    from rest_framework_simplejwt.settings import api_settings
+    from rest_framework_simplejwt.tokens import AccessToken
+
+    try:
+        token = AccessToken(raw_token)  # type: ignore[arg-type]
+    except TokenError:
+        return None
+    user_id = token.get(api_settings.USER_ID_CLAIM)
+    if user_id is None:
+        return None
+    user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}, is_active=True).first()
+    return user
+
+
+def user_owns_bot(*, user_id: int, bot_id: int) -> bool:
+    from bots.models import Bot
+
+    return Bot.objects.filter(pk=bot_id, owner_id=user_id).exists()
+
+
+class StreamConsumer(AsyncJsonWebsocketConsumer):
+    """Base: authenticate, join the groups `groups_for` names, relay `stream.event` messages."""
+
+    joined: list[str]
+
+    async def connect(self) -> None:
+        self.joined = []
+        user = await self._authenticate()
+        if user is None:
+            await self._refuse(CLOSE_UNAUTHENTICATED)
+            return
+        self.user = user
+        groups = await self.groups_for(user)
+        if groups is None:
+            await self._refuse(CLOSE_NOT_FOUND)
+            return
+        for group in groups:
+            await self.channel_layer.group_add(group, self.channel_name)
+            self.joined.append(group)
+        await self.accept()
+
+    async def _refuse(self, code: int) -> None:
+        # Accepted first, so that the client gets the close code (see the module docstring).
+        await self.accept()
+        await self.close(code=code)
+
+    async def _authenticate(self) -> AbstractBaseUser | None:
+        user = self.scope.get("user")
+        if user is not None and not isinstance(user, AnonymousUser) and user.is_authenticated:
+            return user  # type: ignore[no-any-return]
+        token = _bearer_token(self.scope)
+        if token is None:
+            return None
+        return await sync_to_async(user_for_token)(token)
+
+    async def groups_for(self, user: AbstractBaseUser) -> list[str] | None:
+        raise NotImplementedError
+
+    async def disconnect(self, code: int) -> None:
+        for group in getattr(self, "joined", []):
+            await self.channel_layer.group_discard(group, self.channel_name)
+
+    async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
+        # Clients only ever send pings; anything unparsable is ignored instead of killing the stream.
+        if text_data is None:
+            return
+        try:
+            content = json.loads(text_data)
+        except ValueError:
+            return
+        await self.receive_json(content)
+
+    async def receive_json(self, content: Any, **kwargs: Any) -> None:
+        if isinstance(content, dict) and content.get("type") == "ping":
+            await self.send_json({"event": "pong"})
+
+    async def stream_event(self, message: dict[str, Any]) -> None:
+        """Handler of `stream.event` group messages (alerts.realtime.MESSAGE_TYPE)."""
+        await self.send_json(message["payload"])
+
+
+class UserStreamConsumer(StreamConsumer):
+    """`/ws/stream/`: every event of every bot of the connected user, and their alerts."""
+
+    async def groups_for(self, user: AbstractBaseUser) -> list[str] | None:
+        return [user_group(user.pk)]
+
+
+class BotStreamConsumer(StreamConsumer):
+    """`/ws/bots/<bot_id>/`: the events of one bot, for its owner only."""
+
+    async def groups_for(self, user: AbstractBaseUser) -> list[str] | None:
+        bot_id = int(self.scope["url_route"]["kwargs"]["bot_id"])
+        if not await sync_to_async(user_owns_bot)(user_id=user.pk, bot_id=bot_id):
+            logger.info("user %s refused the stream of bot %s", user.pk, bot_id)
+            return None
+        return [bot_group(bot_id)]

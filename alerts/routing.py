@@ -1,0 +1,10 @@
+"""WebSocket URL routes, mounted by tradingagent.asgi behind the session middleware."""
+
+from django.urls import URLPattern, path
+
+from alerts.consumers import BotStreamConsumer, UserStreamConsumer
+
+websocket_urlpatterns: list[URLPattern] = [
+    path("ws/stream/", UserStreamConsumer.as_asgi(), name="ws-user-stream"),
+    path("ws/bots/<int:bot_id>/", BotStreamConsumer.as_asgi(), name="ws-bot-stream"),
+]

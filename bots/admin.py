@@ -1,0 +1,208 @@
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.contrib.auth import get_user_model
+from django.db.models import QuerySet
+from django.http import HttpRequest
+
+from bots.exceptions import BotError
+from bots.models import Bot, Cycle, LLMCall
+from bots.services import bot_pause, bot_start, bot_stop
+from trading.models import ExchangeAccount
+
+
+class OwnedAdmin(admin.ModelAdmin):
+    """Non-superusers see only their own rows (DESIGN: ownership holds in the admin too)."""
+
+    owner_lookup = "owner"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        return qs.filter(**{self.owner_lookup: request.user})
+
+
+@admin.register(Bot)
+class BotAdmin(OwnedAdmin):
+    list_display = (
+        "name",
+        "owner",
+        "provider",
+        "model",
+        "status",
+        "mode",
+        "symbols",
+        "timeframe",
+        "cash",
+        "llm_cost_total",
+        "next_cycle_at",
+    )
+    list_filter = ("status", "mode", "provider", "exchange", "timeframe")
+    search_fields = ("name", "model", "owner__username")
+    readonly_fields = (
+        "status",
+        "status_reason",
+        "next_cycle_at",
+        "lease_owner",
+        "lease_until",
+        "cash",
+        "peak_equity",
+        "day_start_equity",
+        "day_start_date",
+        "consecutive_failures",
+        "llm_cost_total",
+        "llm_input_tokens_total",
+        "llm_output_tokens_total",
+        "created_at",
+        "updated_at",
+    )
+    actions = ("start_bots", "pause_bots", "stop_bots")
+    fieldsets = (
+        (None, {"fields": ("owner", "name", "provider", "model", "mode", "exchange_account", "live_confirmed")}),
+        ("Market", {"fields": ("exchange", "symbols", "timeframe", "interval_seconds", "starting_capital")}),
+        (
+            "Risk limits",
+            {
+                "fields": (
+                    "max_position_pct",
+                    "max_leverage",
+                    "max_exposure_pct",
+                    "max_trades_per_day",
+                    "daily_loss_limit_pct",
+                    "max_drawdown_pct",
+                    "llm_daily_budget",
+                )
+            },
+        ),
+        ("State (read-only)", {"fields": readonly_fields}),
+    )
+
+    def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
+        # A non-superuser picks only themself as owner and only their own exchange accounts.
+        user_id = request.user.pk
+        if not request.user.is_superuser and user_id is not None:
+            if db_field.name == "owner":
+                kwargs["queryset"] = get_user_model().objects.filter(pk=user_id)
+            elif db_field.name == "exchange_account":
+                kwargs["queryset"] = ExchangeAccount.objects.filter(owner_id=user_id)
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Bot, form: Any, change: bool) -> None:
+        if not change:
+            # A new bot's paper account starts funded with its capital.
+            obj.cash = obj.peak_equity = obj.day_start_equity = obj.starting_capital
+        super().save_model(request, obj, form, change)
+
+    def _run(self, request: HttpRequest, queryset: QuerySet[Bot], command: Any, label: str) -> None:
+        done = 0
+        for bot in queryset:
+            try:
+                result = command(bot=bot)
+            except BotError as exc:
+                self.message_user(request, f"{bot.name}: {exc}", messages.ERROR)
+                continue
+            done += 1
+            if label == "stopped":
+                self.message_user(
+                    request,
+                    f"{bot.name}: closed {result.closed_positions} position(s), realized PnL {result.realized_pnl:.2f}",
+                )
+        if done:
+            self.message_user(request, f"{done} bot(s) {label}.", messages.SUCCESS)
+
+    @admin.action(description="Start selected bots")
+    def start_bots(self, request: HttpRequest, queryset: QuerySet[Bot]) -> None:
+        self._run(request, queryset, bot_start, "started")
+
+    @admin.action(description="Pause selected bots")
+    def pause_bots(self, request: HttpRequest, queryset: QuerySet[Bot]) -> None:
+        self._run(request, queryset, bot_pause, "paused")
+
+    @admin.action(description="Stop selected bots (close every position at market)")
+    def stop_bots(self, request: HttpRequest, queryset: QuerySet[Bot]) -> None:
+        self._run(request, queryset, bot_stop, "stopped")
+
+
+class LLMCallInline(admin.TabularInline):
+    model = LLMCall
+    extra = 0
+    can_delete = False
+    fields = (
+        "purpose",
+        "status",
+        "provider",
+        "model",
+        "attempts",
+        "latency_ms",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+        "error",
+    )
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Cycle)
+class CycleAdmin(OwnedAdmin):
+    owner_lookup = "bot__owner"
+    list_display = (
+        "bot",
+        "slot",
+        "kind",
+        "status",
+        "market_time",
+        "input_tokens",
+        "output_tokens",
+        "llm_cost",
+        "short_error",
+    )
+    # RelatedOnly: the bot filter lists only the bots of the (owner-scoped) cycles shown.
+    list_filter = ("status", "kind", "bot__provider", ("bot", admin.RelatedOnlyFieldListFilter))
+    search_fields = ("bot__name", "error", "decision_error", "snapshot_hash")
+    date_hierarchy = "slot"
+    list_select_related = ("bot",)
+    inlines = (LLMCallInline,)
+    readonly_fields = [f.name for f in Cycle._meta.fields]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # cycles are an audit record written by the platform only
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    @admin.display(description="error")
+    def short_error(self, obj: Cycle) -> str:
+        return (obj.error or obj.decision_error)[:80]
+
+
+@admin.register(LLMCall)
+class LLMCallAdmin(OwnedAdmin):
+    owner_lookup = "bot__owner"
+    list_display = (
+        "created_at",
+        "bot",
+        "provider",
+        "model",
+        "purpose",
+        "status",
+        "latency_ms",
+        "input_tokens",
+        "output_tokens",
+        "cost",
+    )
+    list_filter = ("provider", "model", "purpose", "status")
+    search_fields = ("bot__name", "model", "error")
+    readonly_fields = [f.name for f in LLMCall._meta.fields]
+    list_select_related = ("bot",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False

@@ -1,0 +1,64 @@
+"""Query filters shared by the list endpoints (`?bot=`, `?since=`, `?until=`...)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from django_filters.fields import IsoDateTimeField
+
+from bots.models import Bot, Cycle
+
+
+class UTCDateTimeField(IsoDateTimeField):
+    """ISO 8601, converted to UTC here: PostgreSQL refuses offsets beyond ±15:59, and a time the
+    conversion pushes out of the calendar is the client's mistake, not a server error."""
+
+    def to_python(self, value: Any) -> datetime | None:
+        parsed = super().to_python(value)
+        if parsed is None:
+            return None
+        try:
+            return parsed.astimezone(UTC)
+        except (OverflowError, ValueError):
+            raise forms.ValidationError("Enter a date and time within years 1 to 9999 (UTC).", code="invalid") from None
+
+
+class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
+    field_class = UTCDateTimeField
+
+
+def own_bots(request: Any) -> QuerySet[Bot]:
+    """The choices of a `?bot=` filter: only the requester's bots (another's id is a 400)."""
+    if request is None or not request.user.is_authenticated:
+        return Bot.objects.none()
+    return Bot.objects.filter(owner_id=request.user.pk)
+
+
+class BotFilter(django_filters.ModelChoiceFilter):
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("queryset", own_bots)
+        kwargs.setdefault("help_text", "one of your bots' id")
+        super().__init__(**kwargs)
+
+
+class CycleFilter(django_filters.FilterSet):
+    bot = BotFilter()
+    status = django_filters.ChoiceFilter(choices=Cycle.Status.choices)
+    kind = django_filters.ChoiceFilter(choices=Cycle.Kind.choices)
+    since = UTCDateTimeFilter(field_name="slot", lookup_expr="gte", help_text="slot at or after (ISO 8601)")
+    until = UTCDateTimeFilter(field_name="slot", lookup_expr="lt", help_text="slot before (ISO 8601)")
+    has_error = django_filters.BooleanFilter(method="filter_has_error", help_text="failed, or the output was rejected")
+
+    class Meta:
+        model = Cycle
+        fields = ["bot", "status", "kind", "since", "until", "has_error"]
+
+    def filter_has_error(self, queryset: QuerySet[Cycle], name: str, value: bool | None) -> QuerySet[Cycle]:
+        if value is None:
+            return queryset
+        errored = queryset.exclude(error="") | queryset.exclude(decision_error="")
+        return errored if value else queryset.filter(error="", decision_error="")

@@ -1,0 +1,458 @@
+"""Bots API serializers: shape and validate input; the services do the writing.
+
+A user sets only the bot's configuration (`bots.services.EDITABLE_FIELDS` minus `live_confirmed`,
+which is given with the start command). Account state (cash, marks, totals, lease, schedule,
+status) is read-only here, so no request can fund a bot or reschedule it.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+from typing import Any
+
+from django.db import models
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from bots.models import Bot, Cycle, LLMCall
+from bots.selectors import BotAccount, Performance
+from bots.services import EDITABLE_FIELDS
+from marketdata.exceptions import FeedError
+from trading.models import ExchangeAccount, Order
+from tradingagent.api import unique_for_owner
+
+logger = logging.getLogger(__name__)
+
+MIN_STARTING_CAPITAL = Decimal(100)
+MAX_STARTING_CAPITAL = Decimal(1_000_000_000_000)
+MAX_SYMBOLS = 20
+
+ACCOUNT_STATE_FIELDS = [
+    "status",
+    "status_reason",
+    "live_confirmed",
+    "next_cycle_at",
+    "cash",
+    "peak_equity",
+    "day_start_equity",
+    "consecutive_failures",
+    "llm_cost_total",
+    "llm_input_tokens_total",
+    "llm_output_tokens_total",
+    "created_at",
+    "updated_at",
+]
+# What a user sets: the service's editable fields, but for `live_confirmed`, which only `start`
+# with `confirm_live` sets.
+CONFIG_FIELDS = [f for f in EDITABLE_FIELDS if f != "live_confirmed"]
+
+
+def _money(value: Decimal | None) -> str | None:
+    return None if value is None else str(value)
+
+
+class BotSerializer(serializers.ModelSerializer[Bot]):
+    """A bot's configuration (writable), its state (read-only) and its live equity and PnL."""
+
+    symbols = serializers.ListField(
+        child=serializers.CharField(max_length=40), min_length=1, max_length=MAX_SYMBOLS, help_text='e.g. ["BTC/USD"]'
+    )
+    starting_capital = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        required=False,
+        min_value=MIN_STARTING_CAPITAL,
+        max_value=MAX_STARTING_CAPITAL,
+        help_text="paper account funding, in the quote currency (at least 100)",
+    )
+    max_trades_per_day = serializers.IntegerField(required=False, min_value=1, max_value=1000)
+    interval_seconds = serializers.IntegerField(
+        required=False, min_value=5, max_value=86400, help_text="seconds between two cycles"
+    )
+    llm_daily_budget = serializers.DecimalField(
+        max_digits=30, decimal_places=12, required=False, allow_null=True, min_value=Decimal(0)
+    )
+    exchange_account = serializers.PrimaryKeyRelatedField(
+        queryset=ExchangeAccount.objects.none(), required=False, allow_null=True
+    )
+    equity = serializers.SerializerMethodField()
+    pnl = serializers.SerializerMethodField()
+    unrealized_pnl = serializers.SerializerMethodField()
+    open_positions = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Bot
+        fields = ["id", *CONFIG_FIELDS, *ACCOUNT_STATE_FIELDS, "equity", "pnl", "unrealized_pnl", "open_positions"]
+        read_only_fields = ACCOUNT_STATE_FIELDS
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        request = self.context.get("request")
+        field = self.fields["exchange_account"]
+        if request is not None and isinstance(field, serializers.PrimaryKeyRelatedField):
+            # Only the user's own accounts can be chosen: another user's id is "does not exist".
+            field.queryset = ExchangeAccount.objects.filter(owner_id=request.user.pk)
+
+    # --- live figures (from the accounts the view marked to market) ---
+
+    def _account(self, bot: Bot) -> BotAccount | None:
+        accounts: dict[int, BotAccount] = self.context.get("accounts", {})
+        return accounts.get(bot.pk)
+
+    @extend_schema_field(OpenApiTypes.DECIMAL)
+    def get_equity(self, bot: Bot) -> str | None:
+        account = self._account(bot)
+        return _money(account.equity) if account else None
+
+    @extend_schema_field(OpenApiTypes.DECIMAL)
+    def get_pnl(self, bot: Bot) -> str | None:
+        account = self._account(bot)
+        return _money(account.equity - bot.starting_capital) if account else None
+
+    @extend_schema_field(OpenApiTypes.DECIMAL)
+    def get_unrealized_pnl(self, bot: Bot) -> str | None:
+        account = self._account(bot)
+        return _money(account.unrealized_pnl) if account else None
+
+    @extend_schema_field(OpenApiTypes.INT)
+    def get_open_positions(self, bot: Bot) -> int | None:
+        account = self._account(bot)
+        return len(account.marks) if account else None
+
+    # --- validation ---
+
+    def _value(self, attrs: dict[str, Any], name: str) -> Any:
+        if name in attrs:
+            return attrs[name]
+        if self.instance is not None:
+            return getattr(self.instance, name)
+        # Creating without the field: the model's default applies.
+        model_field = Bot._meta.get_field(name)
+        return model_field.get_default() if isinstance(model_field, models.Field) else None
+
+    def validate_name(self, value: str) -> str:
+        return unique_for_owner(
+            serializer=self, model=Bot, field="name", value=value, message="You already have a bot with this name."
+        )
+
+    def validate_symbols(self, value: list[str]) -> list[str]:
+        cleaned = [s.strip() for s in value]
+        if len(set(cleaned)) != len(cleaned):
+            raise serializers.ValidationError("Each symbol may appear only once.")
+        return cleaned
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        errors: dict[str, list[str]] = {}
+        provider = self._value(attrs, "provider") or Bot.Provider.BASELINE
+        model = self._value(attrs, "model")
+        if "provider" in attrs or "model" in attrs:
+            problem = _model_problem(provider=provider, model=model)
+            if problem:
+                errors["model"] = [problem]
+        if {"exchange", "symbols", "timeframe"} & attrs.keys():
+            errors.update(
+                _market_problems(
+                    exchange=self._value(attrs, "exchange") or "",
+                    symbols=self._value(attrs, "symbols") or [],
+                    timeframe=self._value(attrs, "timeframe") or "",
+                )
+            )
+        mode = self._value(attrs, "mode")
+        if mode == Bot.Mode.LIVE and self._value(attrs, "exchange_account") is None:
+            errors["exchange_account"] = ["Live trading needs one of your exchange accounts."]
+        if errors:
+            raise serializers.ValidationError(errors)
+        return attrs
+
+
+def _model_problem(*, provider: str, model: str | None) -> str:
+    """Why this provider/model pair is unknown, or ""."""
+    if not model:
+        return "This field is required."
+    if provider == Bot.Provider.BASELINE:
+        from bots.baselines import BASELINES
+
+        if model not in BASELINES:
+            return f"Unknown baseline {model!r}; choose one of: {', '.join(sorted(BASELINES))}."
+        return ""
+    from bots.llm import PROVIDERS, known_models
+
+    if provider not in PROVIDERS:
+        return f"Provider {provider!r} is not available."
+    models = known_models(provider)
+    if models is not None and model not in models:
+        return f"Unknown model {model!r} for {provider}; choose one of: {', '.join(models)}."
+    return ""
+
+
+def _market_problems(*, exchange: str, symbols: list[str], timeframe: str) -> dict[str, list[str]]:
+    """Field errors for markets the configured feed does not offer."""
+    from marketdata.services import available_symbols, available_timeframes
+
+    try:
+        offered = available_symbols(exchange=exchange)
+    except FeedError as exc:
+        logger.info("markets of %r unavailable: %s", exchange, exc)
+        return {"exchange": [f"The markets of {exchange!r} could not be loaded: {exc}"]}
+    if exchange not in offered:
+        choices = ", ".join(sorted(offered)) or "none"
+        return {"exchange": [f"The market data feed does not offer {exchange!r} (offered: {choices})."]}
+    unknown = [s for s in symbols if s not in offered[exchange]]
+    if unknown:
+        sample = ", ".join(offered[exchange][:20])
+        return {"symbols": [f"Not offered on {exchange}: {', '.join(unknown)} (offered: {sample})."]}
+    for symbol in symbols:
+        try:
+            timeframes = available_timeframes(exchange=exchange, symbol=symbol)
+        except FeedError as exc:
+            return {"timeframe": [f"The timeframes of {symbol} could not be loaded: {exc}"]}
+        if timeframe not in timeframes:
+            return {"timeframe": [f"{symbol} on {exchange} offers {', '.join(timeframes)}, not {timeframe!r}."]}
+    return {}
+
+
+class BotStartSerializer(serializers.Serializer[Any]):
+    confirm_live = serializers.BooleanField(
+        default=False, help_text="required for a live bot: you accept that it trades real money"
+    )
+
+
+class StopResultSerializer(serializers.Serializer[Any]):
+    bot = BotSerializer()
+    closed_positions = serializers.IntegerField()
+    realized_pnl = serializers.DecimalField(max_digits=30, decimal_places=12)
+    canceled_orders = serializers.IntegerField()
+
+
+class PeriodQuerySerializer(serializers.Serializer[Any]):
+    period = serializers.ChoiceField(choices=["24h", "7d", "30d", "all"], default="all")
+
+
+class EquityPointSerializer(serializers.Serializer[Any]):
+    time = serializers.DateTimeField()
+    equity = serializers.DecimalField(max_digits=30, decimal_places=12)
+
+
+class PerformanceSerializer(serializers.Serializer[Performance]):
+    bot_id = serializers.IntegerField()
+    period = serializers.CharField()
+    since = serializers.DateTimeField(allow_null=True)
+    start_equity = serializers.DecimalField(max_digits=30, decimal_places=12)
+    equity = serializers.DecimalField(max_digits=30, decimal_places=12)
+    return_pct = serializers.DecimalField(max_digits=30, decimal_places=4)
+    total_pnl = serializers.DecimalField(max_digits=30, decimal_places=12, help_text="realized + unrealized")
+    realized_pnl = serializers.DecimalField(
+        max_digits=30, decimal_places=12, help_text="of positions closed in the period, gross"
+    )
+    unrealized_pnl = serializers.DecimalField(
+        max_digits=30, decimal_places=12, help_text="of open positions at the latest price"
+    )
+    fees = serializers.DecimalField(max_digits=30, decimal_places=12)
+    llm_cost = serializers.DecimalField(max_digits=30, decimal_places=12)
+    net_pnl = serializers.DecimalField(max_digits=30, decimal_places=12, help_text="total PnL − fees − LLM cost")
+    win_rate = serializers.DecimalField(
+        max_digits=7, decimal_places=2, allow_null=True, help_text="% of closed trades with a positive net PnL"
+    )
+    trades = serializers.IntegerField(help_text="positions closed in the period")
+    fills = serializers.IntegerField()
+    max_drawdown_pct = serializers.DecimalField(max_digits=12, decimal_places=4)
+    sharpe = serializers.DecimalField(
+        max_digits=20, decimal_places=4, allow_null=True, help_text="annualised, risk-free rate 0"
+    )
+    cycles = serializers.IntegerField(help_text="cycles that asked the decision maker")
+    invalid_outputs = serializers.IntegerField()
+    invalid_output_rate = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
+    equity_series = serializers.SerializerMethodField()
+
+    @extend_schema_field(EquityPointSerializer(many=True))
+    def get_equity_series(self, performance: Performance) -> list[dict[str, Any]]:
+        return [{"time": time.isoformat(), "equity": str(equity)} for time, equity in performance.equity_series]
+
+
+class LeaderboardRowSerializer(serializers.Serializer[Any]):
+    rank = serializers.IntegerField()
+    bot_id = serializers.IntegerField(source="bot.pk")
+    name = serializers.CharField(source="bot.name")
+    provider = serializers.CharField(source="bot.provider")
+    model = serializers.CharField(source="bot.model")
+    status = serializers.CharField(source="bot.status")
+    is_baseline = serializers.BooleanField()
+    equity = serializers.DecimalField(source="performance.equity", max_digits=30, decimal_places=12)
+    return_pct = serializers.DecimalField(source="performance.return_pct", max_digits=30, decimal_places=4)
+    net_pnl = serializers.DecimalField(source="performance.net_pnl", max_digits=30, decimal_places=12)
+    fees = serializers.DecimalField(source="performance.fees", max_digits=30, decimal_places=12)
+    llm_cost = serializers.DecimalField(source="performance.llm_cost", max_digits=30, decimal_places=12)
+    sharpe = serializers.DecimalField(source="performance.sharpe", max_digits=20, decimal_places=4, allow_null=True)
+    max_drawdown_pct = serializers.DecimalField(source="performance.max_drawdown_pct", max_digits=12, decimal_places=4)
+    win_rate = serializers.DecimalField(source="performance.win_rate", max_digits=7, decimal_places=2, allow_null=True)
+    trades = serializers.IntegerField(source="performance.trades")
+    invalid_output_rate = serializers.DecimalField(
+        source="performance.invalid_output_rate", max_digits=12, decimal_places=4, allow_null=True
+    )
+
+
+class CandleSerializer(serializers.Serializer[Any]):
+    time = serializers.DateTimeField(source="open_time")
+    open = serializers.DecimalField(max_digits=30, decimal_places=12)
+    high = serializers.DecimalField(max_digits=30, decimal_places=12)
+    low = serializers.DecimalField(max_digits=30, decimal_places=12)
+    close = serializers.DecimalField(max_digits=30, decimal_places=12)
+    volume = serializers.DecimalField(max_digits=36, decimal_places=12)
+
+
+class CandleQuerySerializer(serializers.Serializer[Any]):
+    symbol = serializers.CharField(
+        required=False, max_length=40, help_text="one of the bot's symbols (default: the first)"
+    )
+    limit = serializers.IntegerField(required=False, default=300, min_value=1, max_value=2000)
+
+
+# --- Cycles ---------------------------------------------------------------------------------------
+
+
+class CycleListSerializer(serializers.ModelSerializer[Cycle]):
+    """One line of the cycle timeline: what the model concluded, without the heavy payloads."""
+
+    market_summary = serializers.SerializerMethodField()
+    actions = serializers.SerializerMethodField()
+    has_error = serializers.SerializerMethodField()
+
+    class Meta:
+        model = Cycle
+        fields = [
+            "id",
+            "bot",
+            "slot",
+            "kind",
+            "status",
+            "attempts",
+            "started_at",
+            "finished_at",
+            "market_time",
+            "market_summary",
+            "actions",
+            "decision_error",
+            "error",
+            "has_error",
+            "input_tokens",
+            "output_tokens",
+            "llm_cost",
+            "llm_latency_ms",
+            "timings",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_market_summary(self, cycle: Cycle) -> str:
+        return str((cycle.decision or {}).get("market_summary", ""))
+
+    @extend_schema_field(
+        {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "properties": {
+                    "symbol": {"type": "string"},
+                    "action": {"type": "string"},
+                    "confidence": {"type": "number"},
+                    "reasoning": {"type": "string"},
+                    "size_pct": {"type": "string"},
+                },
+            },
+        }
+    )
+    def get_actions(self, cycle: Cycle) -> list[dict[str, Any]]:
+        actions = (cycle.decision or {}).get("actions", [])
+        return [
+            {
+                "symbol": a.get("symbol"),
+                "action": a.get("action"),
+                "confidence": a.get("confidence"),
+                "reasoning": a.get("reasoning", ""),
+                "size_pct": a.get("size_pct"),
+            }
+            for a in actions
+            if isinstance(a, dict)
+        ]
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_has_error(self, cycle: Cycle) -> bool:
+        return bool(cycle.error or cycle.decision_error)
+
+
+class CycleOrderSerializer(serializers.ModelSerializer[Order]):
+    class Meta:
+        model = Order
+        fields = [
+            "id",
+            "client_order_id",
+            "symbol",
+            "side",
+            "type",
+            "intent",
+            "status",
+            "quantity",
+            "filled_quantity",
+            "average_price",
+            "price",
+            "leverage",
+            "fee",
+            "error",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class LLMCallSerializer(serializers.ModelSerializer[LLMCall]):
+    class Meta:
+        model = LLMCall
+        fields = [
+            "id",
+            "provider",
+            "model",
+            "purpose",
+            "status",
+            "attempts",
+            "latency_ms",
+            "input_tokens",
+            "output_tokens",
+            "cost",
+            "error",
+            "created_at",
+        ]
+        read_only_fields = fields
+
+
+class CycleDetailSerializer(CycleListSerializer):
+    """Everything a cycle recorded: what the model saw (snapshot, prompt), said, and what was done."""
+
+    orders = CycleOrderSerializer(many=True, read_only=True)
+    llm_calls = LLMCallSerializer(many=True, read_only=True)
+
+    class Meta(CycleListSerializer.Meta):
+        fields = [
+            *CycleListSerializer.Meta.fields,
+            "snapshot_hash",
+            "snapshot",
+            "prompt_version",
+            "prompt",
+            "raw_output",
+            "decision",
+            "risk",
+            "orders",
+            "llm_calls",
+        ]
+        read_only_fields = fields
+
+
+class CatalogSerializer(serializers.Serializer[Any]):
+    providers = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField(), allow_null=True),
+        help_text="provider → known models (null: any model name)",
+    )
+    baselines = serializers.ListField(child=serializers.CharField())
+    markets = serializers.DictField(
+        child=serializers.ListField(child=serializers.CharField()), help_text="exchange → symbols the feed offers"
+    )

@@ -1,0 +1,196 @@
+"""Bots API: CRUD and commands, cycles, performance, leaderboard. Thin: validate → service → serialize."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db.models import QuerySet
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from bots import selectors, services
+from bots.api.filters import CycleFilter
+from bots.api.serializers import (
+    BotSerializer,
+    BotStartSerializer,
+    CandleQuerySerializer,
+    CandleSerializer,
+    CatalogSerializer,
+    CycleDetailSerializer,
+    CycleListSerializer,
+    LeaderboardRowSerializer,
+    PerformanceSerializer,
+    PeriodQuerySerializer,
+    StopResultSerializer,
+)
+from bots.models import Bot, Cycle
+from marketdata.exceptions import FeedError
+
+logger = logging.getLogger(__name__)
+
+PERIOD_PARAMETER = OpenApiParameter(
+    "period", str, enum=["24h", "7d", "30d", "all"], default="all", description="the window measured"
+)
+
+
+class BotViewSet(viewsets.ModelViewSet[Bot]):
+    """Your bots. Create and edit the configuration; drive them with start, pause and stop."""
+
+    serializer_class = BotSerializer
+    filterset_fields = ["status", "provider", "mode"]
+
+    def get_queryset(self) -> QuerySet[Bot]:
+        return selectors.with_market_time(selectors.bots_of(user=self.request.user)).order_by("name", "pk")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context["accounts"] = getattr(self, "_accounts", {})
+        return context
+
+    def _marked(self, bots: list[Bot]) -> None:
+        # Equity and PnL marked to the latest prices, for every bot on the page in one batch.
+        self._accounts = selectors.bot_accounts(bots=bots)
+
+    def _respond(self, bot: Bot, *, status_code: int = status.HTTP_200_OK) -> Response:
+        bot = self.get_queryset().get(pk=bot.pk)
+        self._marked([bot])
+        return Response(self.get_serializer(bot).data, status=status_code)
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        bots = list(page) if page is not None else list(queryset)
+        self._marked(bots)
+        data = self.get_serializer(bots, many=True).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return self._respond(self.get_object())
+
+    def create(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        bot = services.bot_create(owner=request.user, data=serializer.validated_data)  # type: ignore[arg-type]
+        logger.info("user %s created bot %s", request.user.pk, bot.pk)
+        return self._respond(bot, status_code=status.HTTP_201_CREATED)
+
+    def update(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        bot = self.get_object()
+        serializer = self.get_serializer(bot, data=request.data, partial=kwargs.get("partial", False))
+        serializer.is_valid(raise_exception=True)
+        bot = services.bot_update(bot=bot, data=serializer.validated_data)
+        return self._respond(bot)
+
+    def destroy(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        services.bot_delete(bot=self.get_object())
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+    @extend_schema(request=BotStartSerializer, responses={200: BotSerializer})
+    @action(detail=True, methods=["post"])
+    def start(self, request: Request, pk: str | None = None) -> Response:
+        """Activate the bot: its first cycle runs within one dispatcher tick."""
+        bot = self.get_object()
+        command = BotStartSerializer(data=request.data)
+        command.is_valid(raise_exception=True)
+        bot = services.bot_start(bot=bot, confirm_live=command.validated_data["confirm_live"])
+        return self._respond(bot)
+
+    @extend_schema(request=None, responses={200: BotSerializer})
+    @action(detail=True, methods=["post"])
+    def pause(self, request: Request, pk: str | None = None) -> Response:
+        """No new decisions; open positions keep their stop-loss and take-profit."""
+        bot = services.bot_pause(bot=self.get_object())
+        return self._respond(bot)
+
+    @extend_schema(request=None, responses={200: StopResultSerializer})
+    @action(detail=True, methods=["post"])
+    def stop(self, request: Request, pk: str | None = None) -> Response:
+        """Stop for good: cancel open orders and close every position at market (no LLM involved)."""
+        bot = self.get_object()
+        result = services.bot_stop(bot=bot)
+        bot = self.get_queryset().get(pk=bot.pk)
+        self._marked([bot])
+        return Response(
+            {
+                "bot": self.get_serializer(bot).data,
+                "closed_positions": result.closed_positions,
+                "realized_pnl": str(result.realized_pnl),
+                "canceled_orders": result.canceled_orders,
+            }
+        )
+
+    @extend_schema(parameters=[PERIOD_PARAMETER], responses={200: PerformanceSerializer})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def performance(self, request: Request, pk: str | None = None) -> Response:
+        """Equity series, PnL (total, realized, unrealized), fees, LLM cost, net PnL, win rate,
+        trades, max drawdown and Sharpe over the period."""
+        bot = self.get_object()
+        query = PeriodQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        performance = selectors.bot_performance(bot=bot, period=query.validated_data["period"])
+        return Response(PerformanceSerializer(performance).data)
+
+    @extend_schema(parameters=[CandleQuerySerializer], responses={200: CandleSerializer(many=True)})
+    @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
+    def candles(self, request: Request, pk: str | None = None) -> Response:
+        """Candles of one of the bot's markets up to the market time of its latest cycle."""
+        bot = self.get_object()
+        query = CandleQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        symbol = query.validated_data.get("symbol") or (bot.symbols[0] if bot.symbols else "")
+        if symbol not in bot.symbols:
+            raise serializers.ValidationError({"symbol": [f"The bot trades {', '.join(bot.symbols)}, not {symbol!r}."]})
+        candles = selectors.candles_for(bot=bot, symbol=symbol, limit=query.validated_data["limit"])
+        return Response(CandleSerializer(candles, many=True).data)
+
+
+class CycleViewSet(viewsets.ReadOnlyModelViewSet[Cycle]):
+    """Your bots' cycles, newest first; a cycle's detail holds everything it saw, said and did."""
+
+    filterset_class = CycleFilter
+
+    def get_queryset(self) -> QuerySet[Cycle]:
+        queryset = selectors.cycles_of(user=self.request.user).order_by("-slot", "-pk")
+        if self.action == "list":
+            # The timeline needs the decision, not the snapshot, the prompt or the raw answer.
+            return queryset.defer("snapshot", "prompt", "raw_output", "risk")
+        return queryset.prefetch_related("orders", "llm_calls")
+
+    def get_serializer_class(self) -> type[serializers.BaseSerializer[Cycle]]:
+        return CycleDetailSerializer if self.action == "retrieve" else CycleListSerializer
+
+
+class LeaderboardView(APIView):
+    """Your bots ranked by return, rule baselines included, with the figures that compare them."""
+
+    @extend_schema(parameters=[PERIOD_PARAMETER], responses={200: LeaderboardRowSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = PeriodQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        rows = selectors.leaderboard(user=request.user, period=query.validated_data["period"])
+        return Response(LeaderboardRowSerializer(rows, many=True).data)
+
+
+class CatalogView(APIView):
+    """What a bot can be configured with: providers and models, baselines, and the offered markets."""
+
+    @extend_schema(responses={200: CatalogSerializer})
+    def get(self, request: Request) -> Response:
+        from bots.baselines import BASELINES
+        from bots.llm import PROVIDERS, known_models
+        from marketdata.services import available_symbols
+
+        try:
+            markets = available_symbols()
+        except FeedError as exc:
+            logger.warning("market list unavailable: %s", exc)
+            markets = {}
+        providers: dict[str, list[str] | None] = {"baseline": sorted(BASELINES)}
+        for provider in PROVIDERS:
+            providers[provider] = known_models(provider)
+        return Response({"providers": providers, "baselines": sorted(BASELINES), "markets": markets})

@@ -1,0 +1,227 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+
+from trading.models import money_field
+from trading.risk_types import RiskLimits
+
+
+def pct_field(**kwargs: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=7, decimal_places=3, **kwargs)
+
+
+def default_interval() -> int:
+    return int(settings.BOT_DEFAULT_INTERVAL_SECONDS)
+
+
+class Bot(models.Model):
+    """A trading bot: a row, not a process. Workers run its cycles on its schedule."""
+
+    class Status(models.TextChoices):
+        INACTIVE = "inactive"
+        ACTIVE = "active"
+        PAUSED = "paused"
+        STOPPED = "stopped"
+
+    class Mode(models.TextChoices):
+        PAPER = "paper"
+        LIVE = "live"
+
+    class Provider(models.TextChoices):
+        BASELINE = "baseline", "Rule baseline (no LLM)"
+        ANTHROPIC = "anthropic", "Anthropic (Claude)"
+        OPENAI = "openai", "OpenAI (GPT)"
+        DEEPSEEK = "deepseek", "DeepSeek"
+        GEMINI = "gemini", "Google Gemini"
+        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible server"
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
+    name = models.CharField(max_length=100)
+    provider = models.CharField(max_length=32, choices=Provider.choices, default=Provider.BASELINE)
+    model = models.CharField(max_length=100, help_text="model name, or the baseline's name")
+    exchange = models.CharField(max_length=32, default="coinbase", help_text="ccxt id of the market data exchange")
+    symbols = models.JSONField(default=list, help_text='ccxt symbols, e.g. ["BTC/USD"]')
+    timeframe = models.CharField(max_length=8, default="1h")
+    starting_capital = money_field(default=Decimal(10000))
+
+    # Risk limits, enforced by trading.risk (code the model cannot override).
+    max_position_pct = pct_field(
+        default=Decimal(20),
+        validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal(100))],
+        help_text="largest margin of one position, % of equity",
+    )
+    max_leverage = models.DecimalField(
+        max_digits=6,
+        decimal_places=2,
+        default=Decimal(3),
+        validators=[MinValueValidator(Decimal(1)), MaxValueValidator(Decimal(125))],
+    )
+    max_exposure_pct = pct_field(
+        default=Decimal(100),
+        validators=[MinValueValidator(Decimal(1)), MaxValueValidator(Decimal(1000))],
+        help_text="largest total notional of open positions, % of equity",
+    )
+    max_trades_per_day = models.PositiveIntegerField(default=20)
+    daily_loss_limit_pct = pct_field(
+        default=Decimal(5), validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal(100))]
+    )
+    max_drawdown_pct = pct_field(
+        default=Decimal(20), validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal(100))]
+    )
+    llm_daily_budget = money_field(null=True, blank=True, help_text="USD per UTC day; when reached the bot holds")
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.INACTIVE)
+    status_reason = models.CharField(max_length=300, blank=True)
+    mode = models.CharField(max_length=5, choices=Mode.choices, default=Mode.PAPER)
+    exchange_account = models.ForeignKey(
+        "trading.ExchangeAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="bots"
+    )
+    live_confirmed = models.BooleanField(default=False, help_text="explicit confirmation to trade real money")
+    interval_seconds = models.PositiveIntegerField(default=default_interval, validators=[MinValueValidator(5)])
+    # The dispatcher's query: WHERE status IN (...) AND next_cycle_at <= now (index below).
+    next_cycle_at = models.DateTimeField(null=True, blank=True)
+    # Lease: at most one cycle (or stop) of this bot runs at a time.
+    lease_owner = models.CharField(max_length=64, blank=True)
+    lease_until = models.DateTimeField(null=True, blank=True)
+
+    # Account state (paper): free cash in the quote currency, and the marks the breakers use.
+    cash = money_field(default=Decimal(0))
+    peak_equity = money_field(default=Decimal(0))
+    day_start_equity = money_field(default=Decimal(0))
+    day_start_date = models.DateField(null=True, blank=True)
+    consecutive_failures = models.PositiveIntegerField(default=0)
+
+    # LLM totals (kept on the row so the leaderboard needs no aggregation over calls).
+    llm_cost_total = money_field(default=Decimal(0))
+    llm_input_tokens_total = models.BigIntegerField(default=0)
+    llm_output_tokens_total = models.BigIntegerField(default=0)
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        indexes = [models.Index(fields=["status", "next_cycle_at"], name="bot_due")]
+        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="uniq_bot_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    def clean(self) -> None:
+        super().clean()
+        symbols = self.symbols
+        if not isinstance(symbols, list) or not all(isinstance(s, str) and "/" in s for s in symbols):
+            raise ValidationError({"symbols": 'a list of symbols such as ["BTC/USD"]'})
+        if len(set(symbols)) != len(symbols):
+            raise ValidationError({"symbols": "a symbol appears more than once"})
+        # One account, one currency: cash, margin and PnL of every symbol are in the same quote.
+        quotes = sorted({s.split("/")[1].split(":")[0] for s in symbols})
+        if len(quotes) > 1:
+            raise ValidationError(
+                {"symbols": f"all symbols must share one quote currency (the account's); got {', '.join(quotes)}"}
+            )
+
+    @property
+    def quote_currency(self) -> str:
+        first = self.symbols[0] if self.symbols else "BTC/USD"
+        return str(first).split("/")[1].split(":")[0]
+
+    def risk_limits(self) -> RiskLimits:
+        return RiskLimits(
+            max_position_pct=self.max_position_pct,
+            max_leverage=self.max_leverage,
+            max_exposure_pct=self.max_exposure_pct,
+            max_trades_per_day=self.max_trades_per_day,
+            daily_loss_limit_pct=self.daily_loss_limit_pct,
+            max_drawdown_pct=self.max_drawdown_pct,
+        )
+
+
+class Cycle(models.Model):
+    """One trading cycle of one bot for one slot: what the bot saw, decided and did, and why."""
+
+    class Kind(models.TextChoices):
+        TRADE = "trade"
+        PROTECT = "protect", "Protect only (paused bot: exits, no decision)"
+        CLOSE_OUT = "close_out", "Close-out (stopped bot: close every position)"
+
+    class Status(models.TextChoices):
+        RUNNING = "running"
+        COMPLETED = "completed"
+        FAILED = "failed"
+        SKIPPED = "skipped"
+
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="cycles")
+    slot = models.DateTimeField(help_text="the scheduled time this cycle was claimed for")
+    kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TRADE)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    attempts = models.PositiveIntegerField(default=1)
+    started_at = models.DateTimeField()
+    finished_at = models.DateTimeField(null=True, blank=True)
+    market_time = models.DateTimeField(null=True, blank=True, help_text="open time of the last candle seen")
+
+    snapshot = models.JSONField(null=True, blank=True)
+    snapshot_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    prompt_version = models.CharField(max_length=32, blank=True)
+    prompt = models.TextField(blank=True, help_text="the decision maker's full input")
+    raw_output = models.TextField(blank=True, help_text="the decision maker's raw answer")
+    decision = models.JSONField(null=True, blank=True, help_text="the validated decision")
+    decision_error = models.TextField(blank=True, help_text="why the output was rejected, if it was")
+    risk = models.JSONField(null=True, blank=True, help_text="per-action outcome with reasons")
+    timings = models.JSONField(default=dict, blank=True, help_text="milliseconds per stage")
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    llm_cost = money_field(default=Decimal(0))
+    llm_latency_ms = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-slot"]
+        constraints = [
+            # At most once per slot: a duplicate delivery or a second dispatcher loses here.
+            models.UniqueConstraint(fields=["bot", "slot"], name="uniq_cycle_slot"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} @ {self.slot:%Y-%m-%d %H:%M:%S} ({self.status})"
+
+
+class LLMCall(models.Model):
+    """One request to an LLM API (a decision or a repair attempt), with its usage and cost."""
+
+    class Purpose(models.TextChoices):
+        DECIDE = "decide"
+        REPAIR = "repair"
+        CHECK = "check"
+
+    class Status(models.TextChoices):
+        OK = "ok"
+        ERROR = "error"
+
+    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, null=True, blank=True, related_name="llm_calls")
+    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, null=True, blank=True, related_name="llm_calls")
+    provider = models.CharField(max_length=32)
+    model = models.CharField(max_length=100)
+    purpose = models.CharField(max_length=8, choices=Purpose.choices, default=Purpose.DECIDE)
+    status = models.CharField(max_length=8, choices=Status.choices, default=Status.OK)
+    attempts = models.PositiveIntegerField(default=1, help_text="HTTP attempts including retries")
+    latency_ms = models.PositiveIntegerField(default=0)
+    input_tokens = models.PositiveIntegerField(default=0)
+    output_tokens = models.PositiveIntegerField(default=0)
+    cost = money_field(default=Decimal(0))
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        # Daily budget: SUM(cost) WHERE bot_id=? AND created_at >= start of the UTC day.
+        indexes = [models.Index(fields=["bot", "created_at"], name="llmcall_bot_created")]
+
+    def __str__(self) -> str:
+        return f"{self.provider}/{self.model} {self.purpose} {self.status}"

@@ -1,0 +1,312 @@
+// A bot's page: price chart with its entries and exits, equity curve, figures, open positions,
+// trades and the cycle timeline with the model's reasoning; live over the bot's stream.
+import { CandlestickSeries, ColorType, LineSeries, createChart, createSeriesMarkers } from "lightweight-charts";
+import { Stream } from "./stream.js";
+import {
+  alertToast, api, applyStatus, bumpUnread, debounce, el, fillToast, fmt, fmtMoney, fmtPct, fmtQty, fmtTime, results,
+  setStatusBadge, signClass, wireControls,
+} from "./ui.js";
+
+const root = document.getElementById("bot");
+const botId = Number(root.dataset.botId);
+const startingCapital = Number(root.dataset.startingCapital);
+const botName = root.querySelector("h1").firstChild.textContent.trim();
+const symbolSelect = document.getElementById("symbol-select");
+const periodSelect = document.getElementById("period-select");
+const MAX_TIMELINE = 50;
+const MAX_TRADES = 100;
+
+// --- charts -----------------------------------------------------------------------------------
+
+const chartOptions = {
+  layout: { background: { type: ColorType.Solid, color: "#171d24" }, textColor: "#9aa7b6" },
+  grid: { vertLines: { color: "#1f2730" }, horzLines: { color: "#1f2730" } },
+  timeScale: { timeVisible: true, secondsVisible: false, borderColor: "#26303b" },
+  rightPriceScale: { borderColor: "#26303b" },
+  autoSize: true,
+};
+const priceChart = createChart(document.getElementById("price-chart"), chartOptions);
+const candleSeries = priceChart.addSeries(CandlestickSeries, {
+  upColor: "#22c55e", downColor: "#ef4444", borderVisible: false, wickUpColor: "#22c55e", wickDownColor: "#ef4444",
+});
+const markers = createSeriesMarkers(candleSeries, []);
+const equityChart = createChart(document.getElementById("equity-chart"), {
+  ...chartOptions, timeScale: { ...chartOptions.timeScale, secondsVisible: true },
+});
+const equitySeries = equityChart.addSeries(LineSeries, { color: "#3b82f6", lineWidth: 2 });
+
+const seconds = (iso) => Math.floor(new Date(iso).getTime() / 1000);
+let candleTimes = [];
+let fills = []; // newest first, as the API lists them
+const intents = new Map(); // order id → intent (the fill event does not carry it)
+
+function candleTimeFor(fill) {
+  if (fill.market_time) return seconds(fill.market_time);
+  // No market time recorded: the last candle at or before the fill.
+  const at = seconds(fill.created_at);
+  let best = candleTimes[candleTimes.length - 1];
+  for (const time of candleTimes) if (time <= at) best = time;
+  return best;
+}
+
+function renderMarkers() {
+  const symbol = symbolSelect.value;
+  const known = new Set(candleTimes);
+  const list = fills
+    .filter((fill) => fill.symbol === symbol)
+    .map((fill) => {
+      const intent = fill.intent ?? intents.get(fill.order) ?? "";
+      const buy = fill.side === "buy";
+      const entry = intent === "open";
+      return {
+        time: candleTimeFor(fill),
+        position: buy ? "belowBar" : "aboveBar",
+        color: buy ? "#22c55e" : "#ef4444",
+        shape: entry ? (buy ? "arrowUp" : "arrowDown") : "circle",
+        text: entry ? (buy ? "Long" : "Short") : `Exit${intent && intent !== "close" ? ` (${intent.replace("_", " ")})` : ""}`,
+      };
+    })
+    .filter((marker) => known.has(marker.time))
+    .sort((a, b) => a.time - b.time);
+  markers.setMarkers(list);
+}
+
+async function loadCandles() {
+  const symbol = symbolSelect.value;
+  const candles = await api(`/api/bots/${botId}/candles/?symbol=${encodeURIComponent(symbol)}&limit=300`);
+  const data = candles.map((c) => ({
+    time: seconds(c.time), open: Number(c.open), high: Number(c.high), low: Number(c.low), close: Number(c.close),
+  }));
+  candleTimes = data.map((d) => d.time);
+  candleSeries.setData(data);
+  renderMarkers();
+}
+
+function equityPoints(series) {
+  const byTime = new Map();
+  for (const point of series) byTime.set(seconds(point.time), Number(point.equity));
+  return [...byTime.entries()].sort((a, b) => a[0] - b[0]).map(([time, value]) => ({ time, value }));
+}
+
+let lastEquityTime = 0;
+function appendEquity(time, value) {
+  const t = seconds(time);
+  if (t < lastEquityTime) return;
+  equitySeries.update({ time: t, value: Number(value) });
+  lastEquityTime = t;
+}
+
+// --- figures -------------------------------------------------------------------------------------
+
+function stat(name) {
+  return document.querySelector(`[data-stat="${name}"]`);
+}
+
+function showEquity(equity) {
+  stat("equity").textContent = fmtMoney(equity);
+  const pnl = Number(equity) - startingCapital;
+  stat("pnl").textContent = fmtMoney(pnl);
+  signClass(stat("pnl"), pnl);
+}
+
+async function loadPerformance() {
+  const p = await api(`/api/bots/${botId}/performance/?period=${periodSelect.value}`);
+  showEquity(p.equity);
+  stat("return_pct").textContent = fmtPct(p.return_pct);
+  signClass(stat("return_pct"), p.return_pct);
+  stat("net_pnl").textContent = fmtMoney(p.net_pnl);
+  signClass(stat("net_pnl"), p.net_pnl);
+  stat("fees").textContent = fmtMoney(p.fees);
+  stat("llm_cost").textContent = fmt(p.llm_cost, 4);
+  stat("win_rate").textContent = fmtPct(p.win_rate, 1);
+  stat("trades").textContent = p.trades;
+  stat("max_drawdown_pct").textContent = fmtPct(p.max_drawdown_pct);
+  stat("sharpe").textContent = p.sharpe === null ? "–" : fmt(p.sharpe);
+  const points = equityPoints(p.equity_series);
+  equitySeries.setData(points);
+  lastEquityTime = points.length ? points[points.length - 1].time : 0;
+  equityChart.timeScale().fitContent();
+}
+
+// --- positions and trades ------------------------------------------------------------------------
+
+function emptyRow(tbody, text, span) {
+  tbody.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: span, class: "muted" }, text)));
+}
+
+async function loadPositions() {
+  const positions = results(await api(`/api/positions/?bot=${botId}&page_size=100`));
+  const tbody = document.querySelector("#positions-table tbody");
+  if (!positions.length) return emptyRow(tbody, "No open position.", 7);
+  tbody.replaceChildren(
+    ...positions.map((p) => {
+      const upnl = el("td", { class: "num" }, fmtMoney(p.unrealized_pnl));
+      signClass(upnl, p.unrealized_pnl);
+      return el("tr", { dataset: { positionId: p.id } },
+        el("td", {}, p.symbol), el("td", { class: p.side === "long" ? "pos" : "neg" }, `${p.side} ${fmt(p.leverage, 0)}×`),
+        el("td", { class: "num" }, fmtQty(p.quantity)), el("td", { class: "num" }, fmtQty(p.entry_price)),
+        el("td", { class: "num" }, fmtQty(p.price)), upnl,
+        el("td", { class: "num" }, `${fmtQty(p.stop_loss)} / ${fmtQty(p.take_profit)}`));
+    }),
+  );
+}
+
+function tradeRow(fill) {
+  const intent = fill.intent ?? intents.get(fill.order) ?? "–";
+  return el("tr", { dataset: { fillId: fill.id, orderId: fill.order } },
+    el("td", {}, fmtTime(fill.created_at)), el("td", {}, fill.symbol),
+    el("td", { class: fill.side === "buy" ? "pos" : "neg" }, fill.side), el("td", { dataset: { field: "intent" } }, intent.replace("_", " ")),
+    el("td", { class: "num" }, fmtQty(fill.quantity)), el("td", { class: "num" }, fmtQty(fill.price)),
+    el("td", { class: "num" }, fmt(fill.fee, 4)));
+}
+
+async function loadTrades() {
+  fills = results(await api(`/api/fills/?bot=${botId}&page_size=500`));
+  const tbody = document.querySelector("#trades-table tbody");
+  if (!fills.length) emptyRow(tbody, "No trade yet.", 7);
+  else tbody.replaceChildren(...fills.slice(0, MAX_TRADES).map(tradeRow));
+  renderMarkers();
+}
+
+function addTrade(fill) {
+  if (fills.some((f) => f.id === fill.id)) return;
+  fills.unshift(fill);
+  const tbody = document.querySelector("#trades-table tbody");
+  tbody.querySelector("tr.empty")?.remove();
+  const row = tradeRow(fill);
+  row.classList.add("flash");
+  tbody.prepend(row);
+  while (tbody.children.length > MAX_TRADES) tbody.lastElementChild.remove();
+  // A fill on a candle the chart does not show yet (a stop between cycles): fetch it first.
+  if (fill.symbol === symbolSelect.value && fill.market_time && seconds(fill.market_time) > (candleTimes.at(-1) ?? 0)) {
+    refreshCandles();
+  } else {
+    renderMarkers();
+  }
+}
+
+// --- cycle timeline ------------------------------------------------------------------------------
+
+function cycleItem(cycle) {
+  const failed = cycle.status === "failed";
+  const head = el("div", { class: "head" },
+    el("strong", {}, fmtTime(cycle.slot)),
+    el("span", { class: `status status-${cycle.status === "completed" ? "active" : failed ? "stopped" : "paused"}` }, cycle.status),
+    cycle.kind === "protect" ? el("span", { class: "tag" }, "protect only") : null,
+    cycle.llm_cost && Number(cycle.llm_cost) > 0 ? el("span", { class: "muted" }, `LLM $${fmt(cycle.llm_cost, 4)}`) : null,
+    cycle.market_time ? el("span", { class: "muted" }, `market ${fmtTime(cycle.market_time)}`) : null);
+  const actions = (cycle.actions ?? []).map((a) =>
+    el("div", { class: "action" },
+      el("span", { class: `act ${a.action}` }, (a.action ?? "").replace("_", " ")), " ",
+      el("strong", {}, a.symbol), " ",
+      a.confidence !== null && a.confidence !== undefined ? el("span", { class: "muted" }, `confidence ${fmt(a.confidence, 2)} `) : null,
+      a.reasoning ? el("span", {}, `— ${a.reasoning}`) : null));
+  const details = el("details", { dataset: { cycleId: cycle.id } }, el("summary", {}, "Full prompt, response and outcome"));
+  details.addEventListener("toggle", () => details.open && loadCycleDetail(details), { once: false });
+  return el("li", { class: cycle.status, dataset: { cycleId: cycle.id } },
+    head,
+    cycle.market_summary ? el("p", { class: "summary" }, cycle.market_summary) : null,
+    actions,
+    cycle.decision_error ? el("p", { class: "error" }, `Output rejected: ${cycle.decision_error}`) : null,
+    cycle.error ? el("p", { class: "error" }, cycle.error) : null,
+    details);
+}
+
+async function loadCycleDetail(details) {
+  if (details.dataset.loaded) return;
+  details.dataset.loaded = "1";
+  const c = await api(`/api/cycles/${details.dataset.cycleId}/`);
+  const block = (title, text) => (text ? [el("h3", {}, title), el("pre", {}, text)] : []);
+  const json = (value) => (value ? JSON.stringify(value, null, 2) : "");
+  const orders = (c.orders ?? []).map((o) =>
+    `${o.intent} ${o.side} ${o.quantity} ${o.symbol} → ${o.status}${o.average_price ? ` @ ${o.average_price}` : ""}${o.error ? ` (${o.error})` : ""}`);
+  details.append(
+    el("p", { class: "muted" },
+      `tokens in ${c.input_tokens} / out ${c.output_tokens} · cost $${fmt(c.llm_cost, 6)} · latency ${c.llm_latency_ms} ms · ` +
+      `timings ${Object.entries(c.timings ?? {}).map(([k, v]) => `${k} ${v} ms`).join(", ")} · prompt ${c.prompt_version || "–"} · snapshot ${c.snapshot_hash.slice(0, 12)}`),
+    ...block("Prompt", c.prompt),
+    ...block("Response", c.raw_output),
+    ...block("Parsed decision", json(c.decision)),
+    ...block("Risk outcome", json(c.risk)),
+    ...block("Orders", orders.join("\n")),
+    ...block("Market snapshot", json(c.snapshot)),
+  );
+}
+
+function showCycle(cycle) {
+  const timeline = document.getElementById("timeline");
+  timeline.querySelector("li.empty")?.remove();
+  const item = cycleItem(cycle);
+  const existing = timeline.querySelector(`:scope > li[data-cycle-id="${cycle.id}"]`);
+  if (existing) existing.replaceWith(item);
+  else timeline.prepend(item);
+  while (timeline.children.length > MAX_TIMELINE) timeline.lastElementChild.remove();
+}
+
+async function loadCycles() {
+  const cycles = results(await api(`/api/cycles/?bot=${botId}&page_size=${MAX_TIMELINE}`));
+  const timeline = document.getElementById("timeline");
+  if (!cycles.length) return timeline.replaceChildren(el("li", { class: "muted empty" }, "No cycle yet."));
+  timeline.replaceChildren(...cycles.map(cycleItem));
+}
+
+// --- live ----------------------------------------------------------------------------------------
+
+const refreshPositions = debounce(loadPositions, 150);
+const refreshPerformance = debounce(loadPerformance, 800);
+const refreshCandles = debounce(loadCandles, 150);
+
+function onEvent({ event, data }) {
+  switch (event) {
+    case "cycle":
+      showCycle(data);
+      refreshCandles();
+      break;
+    case "order":
+      intents.set(data.id, data.intent);
+      // The fill may have arrived first: complete its row.
+      document.querySelectorAll(`#trades-table tr[data-order-id="${data.id}"] [data-field="intent"]`)
+        .forEach((cell) => (cell.textContent = data.intent.replace("_", " ")));
+      break;
+    case "fill":
+      // The stream names the order `order_id`, the API `order`.
+      addTrade({ ...data, order: data.order ?? data.order_id });
+      fillToast(data, botName);
+      refreshPerformance();
+      break;
+    case "position":
+      refreshPositions();
+      break;
+    case "equity":
+      showEquity(data.equity);
+      appendEquity(data.time, data.equity);
+      refreshPositions();
+      refreshPerformance();
+      break;
+    case "bot_status":
+      setStatusBadge(root.querySelector('[data-field="status"]'), data.status, data.reason);
+      root.querySelector('[data-field="status_reason"]').textContent = data.reason;
+      applyStatus(root.querySelector(".controls"), data.status);
+      break;
+    case "alert":
+      alertToast(data);
+      bumpUnread(1);
+      break;
+  }
+}
+
+async function loadAll() {
+  await Promise.all([loadCandles(), loadPerformance(), loadPositions(), loadCycles()]);
+  await loadTrades();
+  document.body.dataset.loaded = "true";
+}
+
+symbolSelect.addEventListener("change", loadCandles);
+periodSelect.addEventListener("change", loadPerformance);
+wireControls(root, (bot) => {
+  setStatusBadge(root.querySelector('[data-field="status"]'), bot.status, bot.status_reason);
+  loadAll();
+});
+bumpUnread(0);
+// Reload everything on each (re)connect: events missed while the stream was down are in the API.
+new Stream(`/ws/bots/${botId}/`, { onEvent, onOpen: loadAll }).connect();

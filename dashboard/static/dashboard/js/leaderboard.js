@@ -1,0 +1,42 @@
+// The leaderboard: ranked rows, refreshed when any of the user's bots trades or marks equity.
+import { Stream } from "./stream.js";
+import { alertToast, api, bumpUnread, debounce, el, fillToast, fmt, fmtPct } from "./ui.js";
+
+const periodSelect = document.getElementById("period-select");
+const tbody = document.querySelector("#leaderboard-table tbody");
+
+function row(r) {
+  const ret = el("td", { class: `num ${Number(r.return_pct) > 0 ? "pos" : Number(r.return_pct) < 0 ? "neg" : ""}` }, fmtPct(r.return_pct));
+  return el("tr", { dataset: { botId: r.bot_id } },
+    el("td", {}, r.rank),
+    el("td", {}, el("a", { href: `/bots/${r.bot_id}/` }, r.name), " ", el("span", { class: `status status-${r.status}` }, r.status)),
+    el("td", {}, r.is_baseline ? el("span", { class: "tag" }, "baseline") : r.provider, " ", el("code", {}, r.model)),
+    ret,
+    el("td", { class: "num" }, fmt(r.net_pnl)),
+    el("td", { class: "num" }, r.sharpe === null ? "–" : fmt(r.sharpe)),
+    el("td", { class: "num" }, fmtPct(r.max_drawdown_pct)),
+    el("td", { class: "num" }, fmtPct(r.win_rate, 1)),
+    el("td", { class: "num" }, r.trades),
+    el("td", { class: "num" }, fmtPct(r.invalid_output_rate, 1)));
+}
+
+async function load() {
+  const rows = await api(`/api/leaderboard/?period=${periodSelect.value}`);
+  if (!rows.length) {
+    tbody.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: 10, class: "muted" }, "No bots yet.")));
+    return;
+  }
+  tbody.replaceChildren(...rows.map(row));
+}
+
+const refresh = debounce(load, 1000);
+periodSelect.addEventListener("change", load);
+bumpUnread(0);
+new Stream("/ws/stream/", {
+  onOpen: load,
+  onEvent: ({ event, data }) => {
+    if (event === "equity" || event === "bot_status" || event === "fill") refresh();
+    if (event === "fill") fillToast(data);
+    if (event === "alert") { alertToast(data); bumpUnread(1); }
+  },
+}).connect();

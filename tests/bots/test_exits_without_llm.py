@@ -1,0 +1,93 @@
+"""Exits never wait for a decision maker: stop, stop-loss and take-profit work with every LLM down."""
+
+from __future__ import annotations
+
+import threading
+from datetime import timedelta
+from decimal import Decimal
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import pytest
+
+from bots.cycle import run_cycle
+from bots.models import Bot, Cycle
+from bots.services import bot_stop
+from marketdata.services import snapshot_build
+from tests.bots.conftest import SLOT, make_bot
+from trading.models import Order, Position
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+class _DownLLM(BaseHTTPRequestHandler):
+    """An OpenAI-compatible endpoint that is down: every request gets a 503 and is counted."""
+
+    hits = 0
+
+    def do_POST(self) -> None:
+        type(self).hits += 1
+        body = b'{"error": {"message": "service unavailable", "type": "server_error"}}'
+        self.send_response(503)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def down_llm(settings):
+    _DownLLM.hits = 0
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _DownLLM)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    settings.OPENAI_COMPATIBLE_BASE_URL = f"http://127.0.0.1:{server.server_port}/v1"
+    settings.OPENAI_COMPATIBLE_API_KEY = "local"
+    yield _DownLLM
+    server.shutdown()
+
+
+def _open_long_then_switch_to_llm(**extra: object) -> Bot:
+    bot = make_bot(model="buy_and_hold", **extra)
+    run_cycle(bot_id=bot.pk, slot=SLOT)
+    assert Position.objects.filter(bot=bot, status="open").count() == 1
+    Bot.objects.filter(pk=bot.pk).update(provider=Bot.Provider.OPENAI_COMPATIBLE, model="local-model")
+    bot.refresh_from_db()
+    return bot
+
+
+def test_stop_closes_every_position_while_the_llm_is_down(down_llm):
+    bot = _open_long_then_switch_to_llm()
+    result = bot_stop(bot=bot)
+    assert result.closed_positions == 1
+    assert down_llm.hits == 0  # stop never asks a decision maker
+    position = Position.objects.get(bot=bot)
+    assert position.status == Position.Status.CLOSED and position.close_reason == "bot_stopped"
+    assert result.realized_pnl == position.realized_pnl - position.fees
+    bot.refresh_from_db()
+    assert bot.status == Bot.Status.STOPPED and bot.next_cycle_at is None
+    # All cash is back: starting capital plus the trade's net PnL.
+    assert bot.cash == Decimal(10000) + position.realized_pnl - position.fees
+
+
+def test_stop_loss_triggers_in_a_cycle_whose_llm_is_down(down_llm):
+    bot = _open_long_then_switch_to_llm()
+    position = Position.objects.get(bot=bot)
+    # Put the stop just under the next candles' lows, so the next market move crosses it.
+    later = SLOT + timedelta(seconds=180) * 8
+    snapshot = snapshot_build(exchange=bot.exchange, symbols=bot.symbols, timeframe=bot.timeframe, slot=later)
+    fresh = [c for c in snapshot.markets["BTC/USD"].candles if c.open_time > position.checked_until]
+    assert fresh, "the replay clock must move between the two slots"
+    lowest = min(c.low for c in fresh)
+    Position.objects.filter(pk=position.pk).update(stop_loss=lowest + Decimal("0.01"), take_profit=None)
+
+    cycle = run_cycle(bot_id=bot.pk, slot=later)
+
+    position.refresh_from_db()
+    assert position.status == Position.Status.CLOSED and position.close_reason == "stop_loss"
+    assert Order.objects.get(bot=bot, intent="stop_loss").status == Order.Status.FILLED
+    assert down_llm.hits >= 1  # the model was asked after the exit and failed
+    assert cycle.status == Cycle.Status.COMPLETED
+    assert cycle.decision_error  # the failed answer is recorded, the cycle held
+    assert all(a["action"] == "hold" for a in cycle.decision["actions"])

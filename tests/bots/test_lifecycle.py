@@ -1,0 +1,159 @@
+"""Lifecycle commands under the conditions users meet: a busy bot, a stale row, a resumed bot."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from decimal import Decimal
+
+import pytest
+from django.utils import timezone
+
+import bots.cycle as cycle_module
+from bots.cycle import run_cycle
+from bots.exceptions import BotBusy, BotConfigurationError
+from bots.models import Bot, Cycle
+from bots.services import (
+    bot_create,
+    bot_lease_acquire,
+    bot_lease_release,
+    bot_pause,
+    bot_start,
+    bot_stop,
+    bot_trip_breaker,
+    bot_update,
+    bots_dispatch_due,
+    slot_floor,
+)
+from tests.bots.conftest import SLOT, make_bot
+from tests.factories import ExchangeAccountFactory, UserFactory
+from trading.models import Position
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+
+def test_a_stop_that_finds_the_bot_busy_is_finished_by_a_close_out_cycle():
+    bot = make_bot()
+    run_cycle(bot_id=bot.pk, slot=SLOT)
+    assert Position.objects.filter(bot=bot, status="open").count() == 1
+    assert bot_lease_acquire(bot_id=bot.pk, owner="cycle:1:slow-llm")  # a cycle waiting on its model
+    with pytest.raises(BotBusy):
+        bot_stop(bot=bot, lease_wait_seconds=0)
+    bot_lease_release(bot_id=bot.pk, owner="cycle:1:slow-llm")
+    bot.refresh_from_db()
+    assert bot.status == Bot.Status.STOPPED
+
+    # The dispatcher picks the stopped bot up because it still holds a position, and closes it.
+    claimed: list[tuple[int, object]] = []
+    bots_dispatch_due(now=timezone.now(), enqueue=lambda b, s, i: claimed.append((b, s)))
+    assert [b for b, _ in claimed] == [bot.pk]
+    cycle = run_cycle(bot_id=bot.pk, slot=claimed[0][1])
+    assert cycle.kind == Cycle.Kind.CLOSE_OUT and cycle.status == Cycle.Status.COMPLETED
+    assert not Position.objects.filter(bot=bot, status="open").exists()
+    bot.refresh_from_db()
+    assert bot.next_cycle_at is None  # nothing left to close: never dispatched again
+    assert bot_stop(bot=bot).closed_positions == 0  # stop again: idempotent
+
+
+def test_stop_during_the_decision_drops_the_opens(monkeypatch):
+    bot = make_bot()  # buy_and_hold opens on its first cycle
+    real = cycle_module.get_decision_maker
+
+    class StoppedWhileThinking:
+        def __init__(self, inner):
+            self.inner = inner
+
+        def decide(self, ctx):
+            with pytest.raises(BotBusy):  # the cycle holds the lease
+                bot_stop(bot=Bot.objects.get(pk=bot.pk), lease_wait_seconds=0)
+            return self.inner.decide(ctx)
+
+    monkeypatch.setattr(cycle_module, "get_decision_maker", lambda b: StoppedWhileThinking(real(b)))
+    cycle = run_cycle(bot_id=bot.pk, slot=SLOT)
+    assert cycle.decision["actions"][0]["action"] == "open_long"
+    assert cycle.risk["dropped_opens"] == ["BTC/USD"]
+    assert not Position.objects.filter(bot=bot).exists()
+
+
+def test_update_writes_only_what_changed():
+    bot = make_bot()
+    stale = Bot.objects.get(pk=bot.pk)  # read by a request before a cycle and a breaker ran
+    run_cycle(bot_id=bot.pk, slot=SLOT)
+    bot_trip_breaker(bot=Bot.objects.get(pk=bot.pk), breaker="drawdown", reason="test")
+    fresh = Bot.objects.get(pk=bot.pk)
+    bot_update(bot=stale, data={"name": "renamed"})
+    after = Bot.objects.get(pk=bot.pk)
+    assert after.name == "renamed"
+    assert (after.cash, after.status) == (fresh.cash, Bot.Status.PAUSED)
+
+
+def test_markets_of_an_open_position_cannot_be_taken_away():
+    bot = make_bot(exchange="binance", symbols=["ETH/BTC", "ADA/BTC"], timeframe="5m", starting_capital=Decimal(10))
+    run_cycle(bot_id=bot.pk, slot=SLOT)
+    assert set(Position.objects.filter(bot=bot, status="open").values_list("symbol", flat=True)) == {
+        "ETH/BTC",
+        "ADA/BTC",
+    }
+    bot.refresh_from_db()
+    with pytest.raises(BotConfigurationError, match="ETH/BTC has an open position"):
+        bot_update(bot=bot, data={"symbols": ["ADA/BTC"]})
+    with pytest.raises(BotConfigurationError, match="timeframe"):
+        bot_update(bot=bot, data={"timeframe": "1h"})
+
+
+def test_symbols_must_share_one_quote_currency():
+    from django.core.exceptions import ValidationError
+
+    with pytest.raises(ValidationError, match="one quote currency"):
+        bot_create(owner=UserFactory(), data={"name": "mixed", "model": "hold", "symbols": ["BTC/USDT", "ETH/BTC"]})
+
+
+def test_a_resumed_bot_trades_within_one_tick_even_when_its_slot_already_ran():
+    bot = make_bot(interval_seconds=86400)
+    slot = slot_floor(at=timezone.now(), interval_seconds=86400)
+    run_cycle(bot_id=bot.pk, slot=slot)
+    bot_pause(bot=bot)
+    bot = bot_start(bot=Bot.objects.get(pk=bot.pk))
+    assert bot.next_cycle_at is not None and bot.next_cycle_at > slot  # not the slot that ran
+    claimed = bots_dispatch_due(now=timezone.now() + timedelta(seconds=1), enqueue=lambda b, s, i: None)
+    assert [b for b, _ in claimed] == [bot.pk]
+
+
+def test_a_live_bot_whose_exchange_has_no_testnet_does_not_start():
+    owner = UserFactory()
+    account = ExchangeAccountFactory(owner=owner, exchange="kraken", testnet=True)
+    bot = bot_create(
+        owner=owner,
+        data={
+            "name": "live",
+            "model": "hold",
+            "symbols": ["BTC/USD"],
+            "mode": Bot.Mode.LIVE,
+            "exchange_account": account,
+        },
+    )
+    with pytest.raises(BotConfigurationError, match="no testnet"):
+        bot_start(bot=bot, confirm_live=True)
+
+
+def test_an_account_leaving_its_testnet_pauses_its_live_bots_until_confirmed_again():
+    owner = UserFactory()
+    account = ExchangeAccountFactory(owner=owner, exchange="binance", testnet=True)
+    bot = bot_create(
+        owner=owner,
+        data={
+            "name": "live",
+            "model": "hold",
+            "exchange": "binance",
+            "symbols": ["ETH/BTC"],
+            "timeframe": "5m",
+            "mode": Bot.Mode.LIVE,
+            "exchange_account": account,
+        },
+    )
+    bot = bot_start(bot=bot, confirm_live=True)
+    account.testnet = False
+    account.save()
+    bot.refresh_from_db()
+    assert bot.status == Bot.Status.PAUSED and not bot.live_confirmed
+    with pytest.raises(BotConfigurationError, match="confirm"):
+        bot_start(bot=bot)

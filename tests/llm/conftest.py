@@ -1,0 +1,62 @@
+"""Fixtures of the LLM tests: a local server speaking the provider's protocol, settings pointing
+the SDKs at it, and a rate limiter on keys of the test's own (deleted afterwards)."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import redis
+from django.conf import settings as django_settings
+
+from bots.llm.ratelimit import RateLimiter
+from tests.llm.protocols import Protocol
+from tests.llm.wire import WireServer
+
+
+@pytest.fixture
+def wire() -> Iterator[WireServer]:
+    server = WireServer()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_client() -> Iterator[redis.Redis]:
+    client = redis.Redis.from_url(django_settings.REDIS_URL)
+    yield client
+    client.close()
+
+
+@pytest.fixture
+def limiter_prefix(redis_client: redis.Redis) -> Iterator[str]:
+    prefix = f"test:llm:ratelimit:{uuid.uuid4().hex}"
+    yield prefix
+    for key in redis_client.scan_iter(f"{prefix}:*"):
+        redis_client.delete(key)
+
+
+@pytest.fixture
+def limiter(limiter_prefix: str) -> RateLimiter:
+    return RateLimiter(limit=1000, key_prefix=limiter_prefix)
+
+
+@pytest.fixture
+def llm_settings(settings: Any) -> Any:
+    """Short timeouts and waits so failure cases run in about a second each."""
+    settings.LLM_TIMEOUT_SECONDS = 2.0
+    settings.LLM_MAX_RETRIES = 2
+    settings.LLM_MAX_WAIT_SECONDS = 10.0
+    settings.LLM_RATE_LIMIT_PER_MINUTE = 1000
+    settings.LLM_RATE_LIMIT_WAIT_SECONDS = 1.0
+    settings.LLM_MAX_OUTPUT_TOKENS = 2048
+    settings.LLM_PRICES = {}
+    return settings
+
+
+def point_at(settings: Any, protocol: Protocol, server: WireServer) -> None:
+    """Point the protocol's provider at the local server (base URL and key settings)."""
+    setattr(settings, f"{protocol.settings_prefix}_BASE_URL", server.url + protocol.base_path)
+    setattr(settings, f"{protocol.settings_prefix}_API_KEY", protocol.api_key)

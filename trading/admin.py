@@ -1,0 +1,289 @@
+"""Admin for exchange accounts, orders, fills, positions and equity.
+
+Ownership: a superuser sees every row; any other staff user sees and changes only their own
+(accounts they own, trading rows of bots they own), including in the choices of related fields.
+
+Orders, fills, positions and equity points are the audit trail of what the bots did: they are
+read-only here (the trading services write them; editing one would make the books disagree with
+the exchange). They can still be deleted, so deleting a bot from the admin works.
+
+Exchange keys are write-only: the form never renders a stored key, a blank input keeps it, and
+"clear keys" removes all three.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from django import forms
+from django.contrib import admin
+from django.db.models import ForeignKey, Model, QuerySet
+from django.forms import ModelChoiceField
+from django.http import HttpRequest
+
+from trading.models import EquitySnapshot, ExchangeAccount, Fill, Order, Position
+
+if TYPE_CHECKING:
+    from django.contrib.admin.options import _FieldGroups
+
+SECRET_FIELDS = ("api_key", "api_secret", "passphrase")
+
+
+class OwnerScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
+    """Limits rows, related choices and object permissions to the user's own rows (unless superuser)."""
+
+    owner_path = "bot__owner"  # lookup from this model to its owning user
+
+    def _scoped(self, request: HttpRequest) -> bool:
+        return not getattr(request.user, "is_superuser", False)
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
+        queryset = super().get_queryset(request)
+        if self._scoped(request):
+            queryset = queryset.filter(**{self.owner_path: request.user})
+        return queryset
+
+    def _owns(self, request: HttpRequest, obj: Model | None) -> bool:
+        if obj is None or not self._scoped(request):
+            return True
+        return self.get_queryset(request).filter(pk=obj.pk).exists()
+
+    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_view_permission(request, obj) and self._owns(request, obj)
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_change_permission(request, obj) and self._owns(request, obj)
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return super().has_delete_permission(request, obj) and self._owns(request, obj)
+
+    def formfield_for_foreignkey(
+        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
+    ) -> ModelChoiceField | None:  # type: ignore[type-arg]
+        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
+        if field is None or field.queryset is None or not self._scoped(request):
+            return field
+        label = field.queryset.model._meta.label
+        if label in ("bots.Bot", "trading.ExchangeAccount"):
+            field.queryset = field.queryset.filter(owner=request.user)
+        elif label in ("bots.Cycle", "trading.Position", "trading.Order"):
+            field.queryset = field.queryset.filter(bot__owner=request.user)
+        return field
+
+
+class ReadOnlyRecordAdmin(OwnerScopedAdmin):
+    """The trading services write these rows; the admin shows them and may delete them."""
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+# --- Exchange accounts ---------------------------------------------------------------------------
+
+
+class ExchangeAccountForm(forms.ModelForm):  # type: ignore[type-arg]
+    """Keys are write-only: inputs start empty, a blank input keeps the stored key."""
+
+    api_key = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only. Leave blank to keep the stored key.",
+    )
+    api_secret = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only. Leave blank to keep the stored secret.",
+    )
+    passphrase = forms.CharField(
+        required=False,
+        strip=True,
+        widget=forms.PasswordInput(render_value=False, attrs={"autocomplete": "new-password"}),
+        help_text="Write-only; only some exchanges (e.g. OKX, KuCoin) use one. Leave blank to keep it.",
+    )
+    clear_keys = forms.BooleanField(required=False, help_text="Remove the stored key, secret and passphrase.")
+
+    class Meta:
+        model = ExchangeAccount
+        fields = ["owner", "exchange", "label", "testnet", "api_key", "api_secret", "passphrase"]
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        # The ModelForm copied the decrypted keys into `initial`; drop them so no code path (a
+        # widget with render_value, a template) can ever show them.
+        for name in SECRET_FIELDS:
+            self.initial.pop(name, None)
+
+    def _keep_stored(self, name: str) -> str:
+        value: str = self.cleaned_data.get(name) or ""
+        if not value and self.instance.pk:
+            return str(getattr(self.instance, name) or "")
+        return value
+
+    def clean_api_key(self) -> str:
+        return self._keep_stored("api_key")
+
+    def clean_api_secret(self) -> str:
+        return self._keep_stored("api_secret")
+
+    def clean_passphrase(self) -> str:
+        return self._keep_stored("passphrase")
+
+    def clean(self) -> dict[str, Any]:
+        cleaned: dict[str, Any] = super().clean() or {}
+        # The (owner, label) constraint is not validated by Django when the owner is not a form
+        # field (non-superusers); check it here so a duplicate is a form error, not a 500.
+        owner = cleaned.get("owner") or (self.instance.owner if self.instance.owner_id else None)
+        label = cleaned.get("label")
+        if owner is not None and label:
+            duplicate = ExchangeAccount.objects.filter(owner=owner, label=label).exclude(pk=self.instance.pk)
+            if duplicate.exists():
+                self.add_error("label", "You already have an exchange account with this label.")
+        if cleaned.get("clear_keys"):
+            for name in SECRET_FIELDS:
+                cleaned[name] = ""
+        return cleaned
+
+
+@admin.register(ExchangeAccount)
+class ExchangeAccountAdmin(OwnerScopedAdmin):
+    form = ExchangeAccountForm
+    owner_path = "owner"
+    list_display = ("label", "exchange", "owner", "testnet", "keys_stored", "created_at", "updated_at")
+    list_filter = ("exchange", "testnet")
+    search_fields = ("label", "exchange", "owner__username", "owner__email")
+    readonly_fields = ("keys_stored", "created_at", "updated_at")
+    list_select_related = ("owner",)
+
+    @admin.display(description="keys")
+    def keys_stored(self, obj: ExchangeAccount) -> str:
+        # Says whether keys are stored, never what they are.
+        stored = [name.replace("api_", "") for name in SECRET_FIELDS if getattr(obj, name)]
+        return ", ".join(stored) + " stored" if stored else "none"
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
+        fields: list[str | list[str] | tuple[str, ...]] = [
+            "exchange",
+            "label",
+            "testnet",
+            "api_key",
+            "api_secret",
+            "passphrase",
+        ]
+        if not self._scoped(request):
+            fields.insert(0, "owner")
+        if obj is not None:
+            fields += ["clear_keys", "keys_stored", "created_at", "updated_at"]
+        return fields
+
+    def get_form(self, request: HttpRequest, obj: Any = None, change: bool = False, **kwargs: Any) -> Any:
+        form_class = super().get_form(request, obj, change=change, **kwargs)
+        if not self._scoped(request):
+            return form_class
+        user = request.user
+
+        class OwnedAccountForm(form_class):  # type: ignore[valid-type,misc]
+            def __init__(self, *args: Any, **kw: Any) -> None:
+                super().__init__(*args, **kw)
+                # Known before validation, so the label check in `clean` sees the owner.
+                if self.instance.owner_id is None:
+                    self.instance.owner = user
+
+        return OwnedAccountForm
+
+    def save_model(self, request: HttpRequest, obj: ExchangeAccount, form: Any, change: bool) -> None:
+        # A non-superuser's accounts are always their own (the owner field is not in their form).
+        if self._scoped(request):
+            obj.owner = request.user  # type: ignore[assignment]
+        super().save_model(request, obj, form, change)
+
+
+# --- Orders, fills, positions, equity ------------------------------------------------------------
+
+
+class FillInline(admin.TabularInline):  # type: ignore[type-arg]
+    model = Fill
+    extra = 0
+    can_delete = False
+    fields = ("created_at", "side", "quantity", "price", "fee", "exchange_fill_id", "market_time")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+@admin.register(Order)
+class OrderAdmin(ReadOnlyRecordAdmin):
+    list_display = (
+        "client_order_id",
+        "bot",
+        "symbol",
+        "side",
+        "type",
+        "intent",
+        "status",
+        "quantity",
+        "filled_quantity",
+        "average_price",
+        "fee",
+        "created_at",
+    )
+    list_filter = ("status", "intent", "side", "type", "reduce_only", "created_at")
+    search_fields = ("client_order_id", "exchange_order_id", "symbol", "bot__name")
+    date_hierarchy = "created_at"
+    list_select_related = ("bot",)
+    readonly_fields = [f.name for f in Order._meta.fields]
+    inlines = [FillInline]
+
+
+@admin.register(Fill)
+class FillAdmin(ReadOnlyRecordAdmin):
+    list_display = ("created_at", "bot", "symbol", "side", "quantity", "price", "fee", "order")
+    list_filter = ("side", "created_at")
+    search_fields = ("symbol", "bot__name", "order__client_order_id", "exchange_fill_id")
+    date_hierarchy = "created_at"
+    list_select_related = ("bot", "order")
+    readonly_fields = [f.name for f in Fill._meta.fields]
+
+
+@admin.register(Position)
+class PositionAdmin(ReadOnlyRecordAdmin):
+    list_display = (
+        "symbol",
+        "bot",
+        "side",
+        "status",
+        "quantity",
+        "entry_price",
+        "leverage",
+        "margin",
+        "stop_loss",
+        "take_profit",
+        "realized_pnl",
+        "fees",
+        "close_reason",
+        "opened_at",
+        "closed_at",
+    )
+    list_filter = ("status", "side", "close_reason", "opened_at")
+    search_fields = ("symbol", "bot__name", "thesis")
+    date_hierarchy = "opened_at"
+    list_select_related = ("bot",)
+    readonly_fields = [f.name for f in Position._meta.fields]
+
+
+@admin.register(EquitySnapshot)
+class EquitySnapshotAdmin(ReadOnlyRecordAdmin):
+    list_display = ("time", "bot", "equity", "cash", "unrealized_pnl", "realized_pnl", "fees", "llm_cost")
+    list_filter = ("time",)
+    search_fields = ("bot__name",)
+    date_hierarchy = "time"
+    list_select_related = ("bot",)
+    readonly_fields = [f.name for f in EquitySnapshot._meta.fields]

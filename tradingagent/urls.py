@@ -1,0 +1,30 @@
+"""URL map: the admin, the API under /api/ (schema and docs included) and the dashboard."""
+
+from django.contrib import admin
+from django.urls import URLPattern, URLResolver, include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+
+from tradingagent import auth_api
+
+api_patterns: list[URLPattern | URLResolver] = [
+    path("auth/register/", auth_api.RegisterView.as_view(), name="register"),
+    path("auth/token/", auth_api.TokenObtainView.as_view(), name="token"),
+    path("auth/token/refresh/", auth_api.TokenRefreshThrottledView.as_view(), name="token-refresh"),
+    path("auth/me/", auth_api.MeView.as_view(), name="me"),
+    path("schema/", SpectacularAPIView.as_view(), name="schema"),
+    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("", include("bots.api.urls")),
+    path("", include("trading.api.urls")),
+    path("", include("alerts.api.urls")),
+]
+
+urlpatterns = [
+    path("admin/", admin.site.urls),
+    path("api/", include((api_patterns, "api"), namespace="api")),
+    path("", include("dashboard.urls")),
+]
+
+# Unknown /api/ paths and server errors answer in the API's one error format (outside DEBUG).
+handler404 = "tradingagent.api.handler404"
+handler500 = "tradingagent.api.handler500"
