@@ -171,11 +171,22 @@ def bot_start(*, bot: Bot, confirm_live: bool = False) -> Bot:
         raise BotConfigurationError("the bot has no symbols to trade")
     ensure_runnable(provider=bot.provider, model=bot.model)
     if bot.mode == Bot.Mode.LIVE:
-        if bot.exchange_account_id is None:
+        account = bot.exchange_account
+        if account is None:
             raise BotConfigurationError("live trading needs an exchange account")
         if not (confirm_live or bot.live_confirmed):
             raise BotConfigurationError(
                 "live trading places real orders with real money: confirm it explicitly (confirm_live)"
+            )
+        problem = live_exchange_problem(exchange=bot.exchange, account_exchange=account.exchange)
+        if problem:
+            raise BotConfigurationError(problem)
+        if not account.testnet and settings.MARKET_DATA_FEED != "ccxt":
+            # Real money is never traded on recorded candles; against a testnet, rehearsing on
+            # recorded data is allowed (and is how the live path is tested offline).
+            raise BotConfigurationError(
+                f"real-money trading needs live market data, but MARKET_DATA_FEED is "
+                f"{settings.MARKET_DATA_FEED!r} (recorded candles): set MARKET_DATA_FEED=ccxt"
             )
         _ensure_broker(bot)
     extra: dict[str, Any] = {
@@ -185,6 +196,20 @@ def bot_start(*, bot: Bot, confirm_live: bool = False) -> Bot:
     if bot.mode == Bot.Mode.LIVE:
         extra["live_confirmed"] = True
     return _transition(bot=bot, allowed_from=(Bot.Status.INACTIVE, Bot.Status.PAUSED), to=Bot.Status.ACTIVE, **extra)
+
+
+def live_exchange_problem(*, exchange: str, account_exchange: str) -> str:
+    """Why a live bot's market data is not the market its orders go to, or "".
+
+    The model decides and the risk manager sizes on these prices, so they must be the prices of
+    the exchange that fills the orders.
+    """
+    if exchange == account_exchange:
+        return ""
+    return (
+        f"the bot reads market data from {exchange!r} but its exchange account trades on "
+        f"{account_exchange!r}: a live bot must read the prices of the exchange it trades on"
+    )
 
 
 def _ensure_broker(bot: Bot) -> None:

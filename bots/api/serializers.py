@@ -18,7 +18,7 @@ from rest_framework import serializers
 
 from bots.models import Bot, Cycle, LLMCall
 from bots.selectors import BotAccount, Performance
-from bots.services import EDITABLE_FIELDS
+from bots.services import EDITABLE_FIELDS, live_exchange_problem
 from marketdata.exceptions import FeedError
 from trading.models import ExchangeAccount, Order
 from tradingagent.api import unique_for_owner
@@ -160,8 +160,13 @@ class BotSerializer(serializers.ModelSerializer[Bot]):
                 )
             )
         mode = self._value(attrs, "mode")
-        if mode == Bot.Mode.LIVE and self._value(attrs, "exchange_account") is None:
+        account = self._value(attrs, "exchange_account")
+        if mode == Bot.Mode.LIVE and account is None:
             errors["exchange_account"] = ["Live trading needs one of your exchange accounts."]
+        elif mode == Bot.Mode.LIVE and {"mode", "exchange", "exchange_account"} & attrs.keys():
+            problem = live_exchange_problem(exchange=self._value(attrs, "exchange"), account_exchange=account.exchange)
+            if problem:
+                errors.setdefault("exchange", []).append(problem[0].upper() + problem[1:] + ".")
         if errors:
             raise serializers.ValidationError(errors)
         return attrs

@@ -57,9 +57,27 @@ def test_active_paper_bot_cannot_switch_to_live_without_confirmation(api: APICli
     from tests.api.conftest import make_bot
 
     bot = make_bot(owner=user, start=True)  # active, first cycle not run yet (due within one tick)
-    account = ExchangeAccountFactory(owner=user, testnet=False)
+    account = ExchangeAccountFactory(owner=user, exchange=bot.exchange, testnet=False)
     response = api.patch(f"/api/bots/{bot.pk}/", {"mode": "live", "exchange_account": account.pk}, format="json")
     bot.refresh_from_db()
     # The dispatcher would now run it on real money although nobody passed confirm_live.
     assert response.status_code == 400, response.json()
     assert bot.mode == Bot.Mode.PAPER
+
+
+def test_live_bot_must_read_the_prices_of_the_exchange_it_trades_on(api: APIClient, user: Any) -> None:
+    from tests.api.conftest import bot_config
+
+    account = ExchangeAccountFactory(owner=user, exchange="binance", testnet=True)
+    response = api.post("/api/bots/", bot_config(mode="live", exchange_account=account.pk), format="json")
+    assert response.status_code == 400, response.json()
+    assert "'coinbase'" in response.json()["error"]["fields"]["exchange"][0]
+    assert not Bot.objects.exists()
+
+    # Paper bots do not trade on the account, so any market data is fine for them.
+    paper = api.post("/api/bots/", bot_config(exchange_account=account.pk), format="json")
+    assert paper.status_code == 201, paper.json()
+    # Turning that bot live is checked the same way.
+    switched = api.patch(f"/api/bots/{paper.json()['id']}/", {"mode": "live"}, format="json")
+    assert switched.status_code == 400 and "exchange" in switched.json()["error"]["fields"]
+    assert Bot.objects.get().mode == Bot.Mode.PAPER

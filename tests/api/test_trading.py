@@ -140,7 +140,7 @@ def test_exchange_account_validation(api):
 
 
 def test_an_account_in_use_cannot_be_deleted(api, user):
-    account = api.post("/api/exchange-accounts/", {"exchange": "binance", "label": "live"}, format="json").json()
+    account = api.post("/api/exchange-accounts/", {"exchange": "coinbase", "label": "live"}, format="json").json()
     from tests.api.conftest import bot_config
 
     bot = api.post("/api/bots/", bot_config(mode="live", exchange_account=account["id"]), format="json")

@@ -119,18 +119,7 @@ def test_a_resumed_bot_trades_within_one_tick_even_when_its_slot_already_ran():
 
 
 def test_a_live_bot_whose_exchange_has_no_testnet_does_not_start():
-    owner = UserFactory()
-    account = ExchangeAccountFactory(owner=owner, exchange="kraken", testnet=True)
-    bot = bot_create(
-        owner=owner,
-        data={
-            "name": "live",
-            "model": "hold",
-            "symbols": ["BTC/USD"],
-            "mode": Bot.Mode.LIVE,
-            "exchange_account": account,
-        },
-    )
+    bot = _live_bot(account_exchange="coinbase", exchange="coinbase", testnet=True)
     with pytest.raises(BotConfigurationError, match="no testnet"):
         bot_start(bot=bot, confirm_live=True)
 
@@ -157,3 +146,40 @@ def test_an_account_leaving_its_testnet_pauses_its_live_bots_until_confirmed_aga
     assert bot.status == Bot.Status.PAUSED and not bot.live_confirmed
     with pytest.raises(BotConfigurationError, match="confirm"):
         bot_start(bot=bot)
+
+
+def _live_bot(*, account_exchange: str, testnet: bool, exchange: str = "binance") -> Bot:
+    owner = UserFactory()
+    account = ExchangeAccountFactory(owner=owner, exchange=account_exchange, testnet=testnet)
+    # Created as paper, then switched at the model level: the service refuses what the API would.
+    bot = bot_create(
+        owner=owner,
+        data={"name": "live", "model": "hold", "exchange": exchange, "symbols": ["ETH/BTC"], "timeframe": "5m"},
+    )
+    Bot.objects.filter(pk=bot.pk).update(mode=Bot.Mode.LIVE, exchange_account=account)
+    return Bot.objects.get(pk=bot.pk)
+
+
+def test_a_live_bot_reading_another_exchanges_prices_does_not_start():
+    bot = _live_bot(account_exchange="kraken", testnet=True)
+    with pytest.raises(BotConfigurationError, match="reads market data from 'binance'.*trades on 'kraken'"):
+        bot_start(bot=bot, confirm_live=True)
+    assert Bot.objects.get(pk=bot.pk).status == Bot.Status.INACTIVE
+
+
+def test_real_money_is_never_traded_on_recorded_candles(settings):
+    settings.MARKET_DATA_FEED = "replay"
+    bot = _live_bot(account_exchange="binance", testnet=False)
+    with pytest.raises(BotConfigurationError, match="MARKET_DATA_FEED=ccxt"):
+        bot_start(bot=bot, confirm_live=True)
+    assert Bot.objects.get(pk=bot.pk).status == Bot.Status.INACTIVE
+
+    # With live market data it starts (the broker is only built here, nothing is sent).
+    settings.MARKET_DATA_FEED = "ccxt"
+    assert bot_start(bot=bot, confirm_live=True).status == Bot.Status.ACTIVE
+
+
+def test_a_testnet_bot_may_rehearse_on_recorded_candles(settings):
+    settings.MARKET_DATA_FEED = "replay"
+    bot = _live_bot(account_exchange="binance", testnet=True)
+    assert bot_start(bot=bot, confirm_live=True).status == Bot.Status.ACTIVE

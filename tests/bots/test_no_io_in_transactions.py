@@ -31,12 +31,13 @@ class Spy:
 def test_decision_maker_feed_and_exchange_run_outside_transactions(monkeypatch):
     spy = Spy()
     owner_bot = make_bot(model="buy_and_hold", start=False)
-    account = ExchangeAccountFactory(owner=owner_bot.owner)
-    Bot.objects.filter(pk=owner_bot.pk).update(mode=Bot.Mode.LIVE, exchange_account=account, live_confirmed=True)
+    account = ExchangeAccountFactory(owner=owner_bot.owner, exchange=owner_bot.exchange, testnet=False)
+    # Started at the row: the start checks (live market data, a buildable broker) are not what
+    # this test is about, and the exchange below is a stand-in.
+    Bot.objects.filter(pk=owner_bot.pk).update(
+        mode=Bot.Mode.LIVE, exchange_account=account, live_confirmed=True, status=Bot.Status.ACTIVE
+    )
     bot = Bot.objects.get(pk=owner_bot.pk)
-    from bots.services import bot_start
-
-    bot = bot_start(bot=bot)
 
     real_maker = get_baseline("buy_and_hold")
 
