@@ -8,6 +8,11 @@ A refused stream is accepted, then closed at once with its code: closed before a
 reach the browser as a failed handshake (daphne answers HTTP 403), without the code that tells the
 page to stop reconnecting (4404) or to log in again (4401).
 
+Authentication is not only checked at the handshake: a stream closes with 4401 when the login
+session it was opened with logs out, when its user is deactivated or deleted, and, for a token,
+when the token expires (a program reconnects with a fresh one). `alerts.realtime` sends the
+`auth.revoked` message to the groups `session.<digest>` and `account.<id>` that every stream joins.
+
 The consumers only relay: `alerts.realtime` publishes `stream.event` messages to the groups
 `user.<id>` and `bot.<id>` after the data committed, and each message is forwarded as JSON
 `{"event": ..., "bot_id": ..., "data": {...}}`. A client may send `{"type": "ping"}` and gets
@@ -16,8 +21,10 @@ The consumers only relay: `alerts.realtime` publishes `stream.event` messages to
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+import time
 from typing import Any
 
 from asgiref.sync import sync_to_async
@@ -25,7 +32,7 @@ from channels.generic.websocket import AsyncJsonWebsocketConsumer
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
-from alerts.realtime import bot_group, user_group
+from alerts.realtime import account_group, bot_group, session_group, user_group
 
 logger = logging.getLogger(__name__)
 
@@ -42,8 +49,9 @@ def _bearer_token(scope: dict[str, Any]) -> str | None:
     return None
 
 
-def user_for_token(raw_token: str) -> AbstractBaseUser | None:
-    """The active user an access token belongs to, or None (invalid, expired, unknown user)."""
+def user_for_token(raw_token: str) -> tuple[AbstractBaseUser, float] | None:
+    """(the active user an access token belongs to, its expiry as a Unix time), or None (invalid,
+    expired, unknown or inactive user)."""
     from rest_framework_simplejwt.exceptions import TokenError
     from rest_framework_simplejwt.settings import api_settings
     from rest_framework_simplejwt.tokens import AccessToken
@@ -56,7 +64,7 @@ def user_for_token(raw_token: str) -> AbstractBaseUser | None:
     if user_id is None:
         return None
     user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}, is_active=True).first()
-    return user
+    return None if user is None else (user, float(token["exp"]))
 
 
 def user_owns_bot(*, user_id: int, bot_id: int) -> bool:
@@ -69,10 +77,11 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
     """Base: authenticate, join the groups `groups_for` names, relay `stream.event` messages."""
 
     joined: list[str]
+    expiry: asyncio.Task[None] | None = None  # closes a token's stream when the token expires
 
     async def connect(self) -> None:
         self.joined = []
-        user = await self._authenticate()
+        user, auth_groups, expires_in = await self._authenticate()
         if user is None:
             await self._refuse(CLOSE_UNAUTHENTICATED)
             return
@@ -81,29 +90,49 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
         if groups is None:
             await self._refuse(CLOSE_NOT_FOUND)
             return
-        for group in groups:
+        for group in [*auth_groups, *groups]:
             await self.channel_layer.group_add(group, self.channel_name)
             self.joined.append(group)
         await self.accept()
+        if expires_in is not None:
+            self.expiry = asyncio.create_task(self._close_after(expires_in))
+
+    async def _close_after(self, seconds: float) -> None:
+        await asyncio.sleep(max(seconds, 0))
+        logger.info("stream of user %s closed: its token expired", self.user.pk)
+        await self.close(code=CLOSE_UNAUTHENTICATED)
+
+    async def auth_revoked(self, message: dict[str, Any]) -> None:
+        """Handler of `auth.revoked`: the session logged out or the account ended."""
+        logger.info("stream of user %s closed: its authentication ended", self.user.pk)
+        await self.close(code=CLOSE_UNAUTHENTICATED)
 
     async def _refuse(self, code: int) -> None:
         # Accepted first, so that the client gets the close code (see the module docstring).
         await self.accept()
         await self.close(code=code)
 
-    async def _authenticate(self) -> AbstractBaseUser | None:
+    async def _authenticate(self) -> tuple[AbstractBaseUser | None, list[str], float | None]:
+        """(user or None, the groups that end with this authentication, seconds until it expires)."""
         user = self.scope.get("user")
         if user is not None and not isinstance(user, AnonymousUser) and user.is_authenticated:
-            return user  # type: ignore[no-any-return]
-        token = _bearer_token(self.scope)
-        if token is None:
-            return None
-        return await sync_to_async(user_for_token)(token)
+            session_key = self.scope["session"].session_key
+            return user, [account_group(user.pk), session_group(session_key)], None
+        raw_token = _bearer_token(self.scope)
+        if raw_token is None:
+            return None, [], None
+        found = await sync_to_async(user_for_token)(raw_token)
+        if found is None:
+            return None, [], None
+        token_user, expires_at = found
+        return token_user, [account_group(token_user.pk)], expires_at - time.time()
 
     async def groups_for(self, user: AbstractBaseUser) -> list[str] | None:
         raise NotImplementedError
 
     async def disconnect(self, code: int) -> None:
+        if self.expiry is not None:
+            self.expiry.cancel()
         for group in getattr(self, "joined", []):
             await self.channel_layer.group_discard(group, self.channel_name)
 

@@ -3,10 +3,14 @@
 Every event goes to two groups: the bot's (`bot.<id>`) and its owner's dashboard (`user.<id>`).
 Events are sent after the surrounding transaction commits (`transaction.on_commit`), so no browser
 ever sees data that was rolled back; outside a transaction they are sent at once.
+
+It also closes streams whose authentication has ended (a logout, a deactivated or deleted user):
+see `revoke_session` and `revoke_account`, called from the signal handlers in `alerts.signals`.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypedDict
@@ -32,6 +36,45 @@ def bot_group(bot_id: int) -> str:
 
 def user_group(user_id: int) -> str:
     return f"user.{user_id}"
+
+
+# Closing streams whose authentication has ended: the consumer's handler is `auth_revoked`.
+REVOKE_MESSAGE_TYPE = "auth.revoked"
+
+
+def account_group(user_id: int) -> str:
+    """Every stream a user has open, whatever it is a stream of (closed when the account ends)."""
+    return f"account.{user_id}"
+
+
+def session_group(session_key: str) -> str:
+    """The streams opened with one login session (closed when it logs out).
+
+    A digest, not the key: group names are stored in Redis, and a session key is a credential.
+    """
+    return "session." + hashlib.sha256(session_key.encode()).hexdigest()[:40]
+
+
+def _revoke(group: str) -> None:
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        async_to_sync(layer.group_send)(group, {"type": REVOKE_MESSAGE_TYPE})
+    except Exception:
+        # A logout or a deactivation must not fail because Redis is away; the streams then end
+        # with their connection (and a token's stream at the token's expiry at the latest).
+        logger.exception("could not close the streams of %s", group.partition(".")[0])
+
+
+def revoke_session(session_key: str) -> None:
+    """Close the streams of a login session that has ended (logout)."""
+    _revoke(session_group(session_key))
+
+
+def revoke_account(user_id: int) -> None:
+    """Close every stream of a user whose account was deactivated or deleted (after commit)."""
+    transaction.on_commit(lambda: _revoke(account_group(user_id)))
 
 
 class EventEnvelope(TypedDict):

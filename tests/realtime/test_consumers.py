@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import threading
+from datetime import timedelta
 from typing import Any
 
 import pytest
 from asgiref.sync import async_to_sync, sync_to_async
 from django.db import connections, transaction
+from django.test import Client
 from django.utils import timezone
 from rest_framework.test import APIClient
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from alerts import realtime
 from alerts.services import alert_raise
@@ -233,3 +236,83 @@ def test_a_cycle_event_carries_the_rejected_output_like_the_api(user):
     listed.force_authenticate(user)
     [row] = listed.get("/api/cycles/", {"bot": bot.pk}).json()["results"]
     assert payload["decision_error"] == row["decision_error"]
+
+
+def logged_in_browser(user: Any) -> tuple[Client, list[tuple[bytes, bytes]]]:
+    client = Client()
+    client.force_login(user)
+    return client, [ORIGIN, (b"cookie", f"sessionid={client.cookies['sessionid'].value}".encode())]
+
+
+async def closed_with(ws: Any) -> Any:
+    message = await ws.receive_output(timeout=TIMEOUT)
+    assert message["type"] == "websocket.close", message
+    return message.get("code")
+
+
+def test_logging_out_closes_the_streams_of_that_session_only(user):
+    bot = make_bot(owner=user)
+    browser, headers = logged_in_browser(user)
+    _, other_browser = logged_in_browser(user)
+
+    async def scenario() -> None:
+        user_ws = communicator("/ws/stream/", headers)
+        bot_ws = communicator(f"/ws/bots/{bot.pk}/", headers)
+        other_ws = communicator("/ws/stream/", other_browser)
+        for ws in (user_ws, bot_ws, other_ws):
+            assert (await ws.connect(timeout=TIMEOUT))[0]
+
+        response = await sync_to_async(browser.post)("/logout/")
+        assert response.status_code == 302
+
+        assert await closed_with(user_ws) == 4401  # the page goes to the login form
+        assert await closed_with(bot_ws) == 4401
+        # The same user's other browser is still logged in and keeps its stream.
+        await other_ws.send_json_to({"type": "ping"})
+        assert await other_ws.receive_json_from(timeout=TIMEOUT) == {"event": "pong"}
+        for ws in (user_ws, bot_ws, other_ws):
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_deactivating_or_deleting_a_user_closes_all_their_streams(user, other_user):
+    _, headers = logged_in_browser(user)
+    _, bystander = logged_in_browser(other_user)
+
+    async def scenario() -> None:
+        session_ws = communicator("/ws/stream/", headers)
+        token_ws = communicator("/ws/stream/", token_headers(user))
+        bystander_ws = communicator("/ws/stream/", bystander)
+        for ws in (session_ws, token_ws, bystander_ws):
+            assert (await ws.connect(timeout=TIMEOUT))[0]
+
+        user.is_active = False
+        await sync_to_async(user.save)()
+
+        assert await closed_with(session_ws) == 4401
+        assert await closed_with(token_ws) == 4401
+        assert await bystander_ws.receive_nothing(timeout=0.3)
+
+        await sync_to_async(other_user.delete)()
+        assert await closed_with(bystander_ws) == 4401
+        for ws in (session_ws, token_ws, bystander_ws):
+            await ws.disconnect()
+
+    run(scenario)
+
+
+def test_a_token_stream_closes_when_its_token_expires(user):
+    token = RefreshToken.for_user(user).access_token
+    token.set_exp(lifetime=timedelta(seconds=1))
+    headers = [ORIGIN, (b"authorization", f"Bearer {token}".encode())]
+
+    async def scenario() -> None:
+        ws = communicator("/ws/stream/", headers)
+        assert (await ws.connect(timeout=TIMEOUT))[0]
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from(timeout=TIMEOUT) == {"event": "pong"}
+        assert await closed_with(ws) == 4401  # the program reconnects with a fresh token
+        await ws.disconnect()
+
+    run(scenario)
