@@ -22,6 +22,7 @@ from urllib.parse import parse_qs, urlsplit
 
 from marketdata.timeframes import timeframe_seconds, to_ms
 from marketdata.types import CandleData
+from tests.binance_wire import BTCUSDT_FILTERS, spot_exchange_info, spot_symbol
 
 SPOT_SYMBOLS: dict[str, dict[str, Any]] = {
     "ETHBTC": {
@@ -53,27 +54,7 @@ SPOT_SYMBOLS: dict[str, dict[str, Any]] = {
             {"filterType": "MAX_NUM_ORDERS", "maxNumOrders": 200},
         ],
     },
-    "BTCUSDT": {
-        "baseAsset": "BTC",
-        "quoteAsset": "USDT",
-        "filters": [
-            {
-                "filterType": "PRICE_FILTER",
-                "minPrice": "0.01000000",
-                "maxPrice": "1000000.00000000",
-                "tickSize": "0.01000000",
-            },
-            {"filterType": "LOT_SIZE", "minQty": "0.00001000", "maxQty": "9000.00000000", "stepSize": "0.00001000"},
-            {
-                "filterType": "NOTIONAL",
-                "minNotional": "5.00000000",
-                "applyMinToMarket": True,
-                "maxNotional": "9000000.00000000",
-                "applyMaxToMarket": False,
-                "avgPriceMins": 5,
-            },
-        ],
-    },
+    "BTCUSDT": {"baseAsset": "BTC", "quoteAsset": "USDT", "filters": BTCUSDT_FILTERS},
 }
 
 FUTURES_SYMBOLS: dict[str, dict[str, Any]] = {
@@ -214,44 +195,17 @@ class BinanceServer:
         return 200, [_kline(c, period_ms) for c in candles], {}
 
     def _exchange_info_spot(self, now: int) -> dict[str, Any]:
-        return {
-            "timezone": "UTC",
-            "serverTime": now,
-            "rateLimits": [
-                {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-                {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-                {"rateLimitType": "RAW_REQUESTS", "interval": "MINUTE", "intervalNum": 5, "limit": 61000},
-            ],
-            "exchangeFilters": [],
-            "symbols": [
-                {
-                    "symbol": market_id,
-                    "status": "TRADING",
-                    "baseAsset": spec["baseAsset"],
-                    "baseAssetPrecision": 8,
-                    "quoteAsset": spec["quoteAsset"],
-                    "quotePrecision": 8,
-                    "quoteAssetPrecision": 8,
-                    "baseCommissionPrecision": 8,
-                    "quoteCommissionPrecision": 8,
-                    "orderTypes": ["LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"],
-                    "icebergAllowed": True,
-                    "ocoAllowed": True,
-                    "otoAllowed": True,
-                    "quoteOrderQtyMarketAllowed": True,
-                    "allowTrailingStop": True,
-                    "cancelReplaceAllowed": True,
-                    "isSpotTradingAllowed": True,
-                    "isMarginTradingAllowed": False,
-                    "filters": spec["filters"],
-                    "permissions": [],
-                    "permissionSets": [["SPOT"]],
-                    "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
-                    "allowedSelfTradePreventionModes": ["EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
-                }
-                for market_id, spec in SPOT_SYMBOLS.items()
-            ],
-        }
+        symbols = [
+            spot_symbol(
+                market_id=market_id,
+                base=spec["baseAsset"],
+                quote=spec["quoteAsset"],
+                filters=spec["filters"],
+                order_types=("LIMIT", "LIMIT_MAKER", "MARKET", "STOP_LOSS_LIMIT", "TAKE_PROFIT_LIMIT"),
+            )
+            for market_id, spec in SPOT_SYMBOLS.items()
+        ]
+        return spot_exchange_info(now_ms=now, symbols=symbols)
 
     def _exchange_info_futures(self, now: int) -> dict[str, Any]:
         return {

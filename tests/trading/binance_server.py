@@ -30,6 +30,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
+from tests.binance_wire import BTCUSDT_FILTERS, spot_exchange_info, spot_symbol
+
 SYMBOL = "BTCUSDT"
 
 
@@ -72,71 +74,8 @@ class BinanceError(Exception):
 
 
 def _exchange_info(state: BinanceState) -> dict[str, Any]:
-    return {
-        "timezone": "UTC",
-        "serverTime": state.now_ms(),
-        "rateLimits": [
-            {"rateLimitType": "REQUEST_WEIGHT", "interval": "MINUTE", "intervalNum": 1, "limit": 6000},
-            {"rateLimitType": "ORDERS", "interval": "SECOND", "intervalNum": 10, "limit": 100},
-        ],
-        "exchangeFilters": [],
-        "symbols": [
-            {
-                "symbol": SYMBOL,
-                "status": "TRADING",
-                "baseAsset": "BTC",
-                "baseAssetPrecision": 8,
-                "quoteAsset": "USDT",
-                "quotePrecision": 8,
-                "quoteAssetPrecision": 8,
-                "baseCommissionPrecision": 8,
-                "quoteCommissionPrecision": 8,
-                "orderTypes": [
-                    "LIMIT",
-                    "LIMIT_MAKER",
-                    "MARKET",
-                    "STOP_LOSS",
-                    "STOP_LOSS_LIMIT",
-                    "TAKE_PROFIT",
-                    "TAKE_PROFIT_LIMIT",
-                ],
-                "icebergAllowed": True,
-                "ocoAllowed": True,
-                "otoAllowed": True,
-                "quoteOrderQtyMarketAllowed": True,
-                "allowTrailingStop": True,
-                "cancelReplaceAllowed": True,
-                "isSpotTradingAllowed": True,
-                "isMarginTradingAllowed": False,
-                "filters": [
-                    {
-                        "filterType": "PRICE_FILTER",
-                        "minPrice": "0.01000000",
-                        "maxPrice": "1000000.00000000",
-                        "tickSize": "0.01000000",
-                    },
-                    {
-                        "filterType": "LOT_SIZE",
-                        "minQty": "0.00001000",
-                        "maxQty": "9000.00000000",
-                        "stepSize": "0.00001000",
-                    },
-                    {
-                        "filterType": "NOTIONAL",
-                        "minNotional": "5.00000000",
-                        "applyMinToMarket": True,
-                        "maxNotional": "9000000.00000000",
-                        "applyMaxToMarket": False,
-                        "avgPriceMins": 5,
-                    },
-                ],
-                "permissions": [],
-                "permissionSets": [["SPOT"]],
-                "defaultSelfTradePreventionMode": "EXPIRE_MAKER",
-                "allowedSelfTradePreventionModes": ["NONE", "EXPIRE_TAKER", "EXPIRE_MAKER", "EXPIRE_BOTH"],
-            }
-        ],
-    }
+    symbol = spot_symbol(market_id=SYMBOL, base="BTC", quote="USDT", filters=BTCUSDT_FILTERS)
+    return spot_exchange_info(now_ms=state.now_ms(), symbols=[symbol])
 
 
 def _fmt(value: Decimal) -> str:
