@@ -33,6 +33,7 @@ from bots.decisions import (
     PositionView,
     validate_decision,
 )
+from trading.numbers import plain
 
 logger = logging.getLogger(__name__)
 
@@ -169,7 +170,9 @@ class BuyAndHoldBaseline(Baseline):
             position = held.get(symbol)
             looked[symbol] = {"price": price, "position": _position_summary(position)}
             if position is not None:
-                actions.append(_hold(symbol, f"holding the {position.side} position opened at {position.entry_price}"))
+                actions.append(
+                    _hold(symbol, f"holding the {position.side} position opened at {plain(position.entry_price)}")
+                )
                 continue
             size, why_not = budget.take(share, Decimal(1))
             if not size:

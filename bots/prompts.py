@@ -14,8 +14,11 @@ from typing import Any
 
 from bots.decisions import Action, DecisionContext, PositionView
 from marketdata.indicators import INDICATOR_KEYS
+from trading.numbers import plain
 
-PROMPT_VERSION = "arena-2026.11-1"
+# -2: account and position amounts as plain numbers (`3050`, not the stored `3050.000000000000`),
+# at most 8 decimals.
+PROMPT_VERSION = "arena-2026.11-2"
 
 # Fixed orders, so the text depends on the values only, not on dict ordering.
 INDICATOR_ORDER = INDICATOR_KEYS  # the snapshot's own order
@@ -88,16 +91,22 @@ def market_section(snapshot_data: dict[str, Any]) -> str:
 
 
 def _pct(value: Decimal) -> str:
-    return f"{value.normalize():f}%"
+    return f"{plain(value, places=4)}%"
+
+
+def _amount(value: Decimal | None) -> str:
+    """An account or position amount: plain digits, at most 8 decimals (a satoshi)."""
+    return NA if value is None else plain(value, places=8)
 
 
 def _position_lines(position: PositionView, price: str) -> list[str]:
     return [
-        f"- {position.symbol}: {position.side.upper()} quantity={position.quantity} entry_price={position.entry_price} "
-        f"current_price={price} leverage={position.leverage}x margin={position.margin} "
-        f"unrealized_pnl={position.unrealized_pnl} liquidation_price={_value(position.liquidation_price)} "
+        f"- {position.symbol}: {position.side.upper()} quantity={_amount(position.quantity)} "
+        f"entry_price={_amount(position.entry_price)} current_price={price} "
+        f"leverage={_amount(position.leverage)}x margin={_amount(position.margin)} "
+        f"unrealized_pnl={_amount(position.unrealized_pnl)} liquidation_price={_amount(position.liquidation_price)} "
         f"opened_at={position.opened_at}",
-        f"  exit plan: stop_loss={_value(position.stop_loss)} take_profit={_value(position.take_profit)}",
+        f"  exit plan: stop_loss={_amount(position.stop_loss)} take_profit={_amount(position.take_profit)}",
         f"  thesis when opened: {position.thesis or NA}",
         f"  invalidation condition: {position.invalidation or NA}",
     ]
@@ -107,8 +116,9 @@ def account_section(ctx: DecisionContext) -> str:
     account = ctx.account
     lines = [
         "=== YOUR ACCOUNT ===",
-        f"Equity: {account.equity} {account.quote_currency}. Free cash: {account.cash} {account.quote_currency}. "
-        f"Starting capital: {account.starting_capital} {account.quote_currency}.",
+        f"Equity: {_amount(account.equity)} {account.quote_currency}. "
+        f"Free cash: {_amount(account.cash)} {account.quote_currency}. "
+        f"Starting capital: {_amount(account.starting_capital)} {account.quote_currency}.",
         f"Return so far: {_pct(account.return_pct)}. Sharpe ratio so far: {_value(account.sharpe)}.",
         f"Opening trades today: {account.trades_today} of {ctx.limits.max_trades_per_day} allowed.",
         "",

@@ -36,6 +36,7 @@ from dataclasses import dataclass
 from decimal import ROUND_DOWN, Context, Decimal, DivisionByZero, InvalidOperation, Overflow, localcontext
 
 from marketdata.types import MarketInfo
+from trading.numbers import plain
 from trading.risk_types import (
     AccountState,
     ActionOutcome,
@@ -143,8 +144,8 @@ def check_breakers(account: AccountState, limits: RiskLimits) -> tuple[str | Non
             drawdown = (peak - equity) / peak * HUNDRED
             if drawdown >= limits.max_drawdown_pct:
                 return "drawdown", (
-                    f"drawdown breaker: equity {_fmt(equity)} is {_pct(drawdown)}% below its peak "
-                    f"{_fmt(peak)} (limit {_pct(limits.max_drawdown_pct)}%)"
+                    f"drawdown breaker: equity {plain(equity)} is {_pct(drawdown)}% below its peak "
+                    f"{plain(peak)} (limit {_pct(limits.max_drawdown_pct)}%)"
                 )
     except (ArithmeticError, TypeError, ValueError):
         pass
@@ -156,8 +157,8 @@ def check_breakers(account: AccountState, limits: RiskLimits) -> tuple[str | Non
             loss = (start - equity) / start * HUNDRED
             if loss >= limits.daily_loss_limit_pct:
                 return "daily_loss", (
-                    f"daily loss breaker: equity {_fmt(equity)} is {_pct(loss)}% below the day's start "
-                    f"{_fmt(start)} (limit {_pct(limits.daily_loss_limit_pct)}%)"
+                    f"daily loss breaker: equity {plain(equity)} is {_pct(loss)}% below the day's start "
+                    f"{plain(start)} (limit {_pct(limits.daily_loss_limit_pct)}%)"
                 )
     except (ArithmeticError, TypeError, ValueError):
         pass
@@ -183,9 +184,9 @@ def _account_problem(account: AccountState, limits: RiskLimits) -> str | None:
     if not isinstance(account.trades_today, int) or not isinstance(limits.max_trades_per_day, int):
         return "the trade counts are not integers"
     if account.equity <= 0:
-        return f"equity {_fmt(account.equity)} is not positive: no new positions"
+        return f"equity {plain(account.equity)} is not positive: no new positions"
     if limits.max_leverage < 1:
-        return f"max_leverage {_fmt(limits.max_leverage)} is below 1: no position can be opened"
+        return f"max_leverage {plain(limits.max_leverage)} is below 1: no position can be opened"
     return None
 
 
@@ -218,7 +219,7 @@ def _evaluate_close(action: ProposedAction, inp: RiskInput, positions: dict[str,
     if price is None or not _finite(price) or price <= 0:
         raise _Rejected(f"no usable price for {symbol} ({price!r}): cannot close now")
     reasons = [
-        f"close {position.side} {_fmt(position.quantity)} {symbol} at ~{_fmt(price)} "
+        f"close {position.side} {plain(position.quantity)} {symbol} at ~{plain(price)} "
         "(exits are never blocked by limits or breakers)"
     ]
     if symbol not in inp.allowed_symbols:
@@ -257,7 +258,7 @@ def _evaluate_open(
     if symbol in positions:
         held = positions[symbol]
         raise _Rejected(
-            f"a {held.side} position of {_fmt(held.quantity)} {symbol} is already open: close it first "
+            f"a {held.side} position of {plain(held.quantity)} {symbol} is already open: close it first "
             "(no adding to or flipping a position in one step)"
         )
     if account.trades_today + budget.opens >= limits.max_trades_per_day:
@@ -275,13 +276,13 @@ def _evaluate_open(
     if not _finite(leverage) or leverage <= 0:
         raise _Rejected(f"leverage {leverage!r} is not a positive number")
     if not info.contract and leverage != ONE:
-        clamps.append(f"leverage {_fmt(leverage)}x set to 1x: spot markets trade without leverage")
+        clamps.append(f"leverage {plain(leverage)}x set to 1x: spot markets trade without leverage")
         leverage = ONE
     if leverage > limits.max_leverage:
-        clamps.append(f"leverage clamped from {_fmt(leverage)}x to the limit {_fmt(limits.max_leverage)}x")
+        clamps.append(f"leverage clamped from {plain(leverage)}x to the limit {plain(limits.max_leverage)}x")
         leverage = limits.max_leverage
     if leverage < ONE:
-        clamps.append(f"leverage {_fmt(leverage)}x raised to 1x (margin above the notional makes no sense)")
+        clamps.append(f"leverage {plain(leverage)}x raised to 1x (margin above the notional makes no sense)")
         leverage = ONE
 
     # Stop-loss and take-profit: on the correct side of the price, after rounding to the tick.
@@ -298,10 +299,10 @@ def _evaluate_open(
     margin = size_pct / HUNDRED * equity
     position_cap = limits.max_position_pct / HUNDRED * equity
     if position_cap <= 0:
-        raise _Rejected(f"max_position_pct {_fmt(limits.max_position_pct)}% leaves no room for a position")
+        raise _Rejected(f"max_position_pct {plain(limits.max_position_pct)}% leaves no room for a position")
     if margin > position_cap:
         clamps.append(
-            f"margin clamped from {_fmt(margin)} ({_pct(size_pct)}% of equity) to {_fmt(position_cap)} "
+            f"margin clamped from {plain(margin)} ({_pct(size_pct)}% of equity) to {plain(position_cap)} "
             f"(max_position_pct {_pct(limits.max_position_pct)}%)"
         )
         margin = position_cap
@@ -309,11 +310,11 @@ def _evaluate_open(
     # Free cash must cover the margin and the estimated fee on the notional.
     fee_rate = max(inp.fee_bps, ZERO) / BPS if _finite(inp.fee_bps) else ZERO
     if budget.cash <= 0:
-        raise _Rejected(f"no free cash left (free cash {_fmt(budget.cash)})")
+        raise _Rejected(f"no free cash left (free cash {plain(budget.cash)})")
     cash_cap = budget.cash / (ONE + leverage * fee_rate)
     if margin > cash_cap:
         clamps.append(
-            f"margin clamped from {_fmt(margin)} to {_fmt(cash_cap)}: free cash {_fmt(budget.cash)} minus the fee"
+            f"margin clamped from {plain(margin)} to {plain(cash_cap)}: free cash {plain(budget.cash)} minus the fee"
         )
         margin = cash_cap
 
@@ -322,13 +323,13 @@ def _evaluate_open(
     room = exposure_cap - budget.exposure
     if room <= 0:
         raise _Rejected(
-            f"exposure limit reached: open notional {_fmt(budget.exposure)} of at most {_fmt(exposure_cap)} "
+            f"exposure limit reached: open notional {plain(budget.exposure)} of at most {plain(exposure_cap)} "
             f"(max_exposure_pct {_pct(limits.max_exposure_pct)}%)"
         )
     if margin * leverage > room:
         clamps.append(
-            f"notional clamped from {_fmt(margin * leverage)} to {_fmt(room)} so total exposure stays within "
-            f"{_fmt(exposure_cap)} (max_exposure_pct {_pct(limits.max_exposure_pct)}%)"
+            f"notional clamped from {plain(margin * leverage)} to {plain(room)} so total exposure stays within "
+            f"{plain(exposure_cap)} (max_exposure_pct {_pct(limits.max_exposure_pct)}%)"
         )
         margin = room / leverage
 
@@ -337,34 +338,34 @@ def _evaluate_open(
     quantity = info.round_amount(margin * leverage / (price * size))
     if quantity <= 0:
         raise _Rejected(
-            f"the position rounds to zero at {symbol}'s amount step {_fmt(info.amount_step)} "
-            f"(margin {_fmt(margin)}, {_fmt(leverage)}x){_because(clamps)}"
+            f"the position rounds to zero at {symbol}'s amount step {plain(info.amount_step)} "
+            f"(margin {plain(margin)}, {plain(leverage)}x){_because(clamps)}"
         )
     if quantity < info.min_amount:
         raise _Rejected(
-            f"quantity {_fmt(quantity)} is below {symbol}'s minimum {_fmt(info.min_amount)}{_because(clamps)}"
+            f"quantity {plain(quantity)} is below {symbol}'s minimum {plain(info.min_amount)}{_because(clamps)}"
         )
     notional = quantity * size * price
     if notional < info.min_notional:
         raise _Rejected(
-            f"notional {_fmt(notional)} is below {symbol}'s minimum {_fmt(info.min_notional)}{_because(clamps)}"
+            f"notional {plain(notional)} is below {symbol}'s minimum {plain(info.min_notional)}{_because(clamps)}"
         )
     # Rounded down: never more than the clamps above allowed.
     margin = (notional / leverage).quantize(MONEY_STEP, rounding=ROUND_DOWN)
     if margin <= 0:
-        raise _Rejected(f"the position is too small to hold a margin (notional {_fmt(notional)})")
+        raise _Rejected(f"the position is too small to hold a margin (notional {plain(notional)})")
 
     budget.cash -= margin + notional * fee_rate
     budget.exposure += notional
     budget.opens += 1
     summary = (
-        f"open {side} {_fmt(quantity)} {symbol} at ~{_fmt(price)}: notional {_fmt(notional)}, "
-        f"margin {_fmt(margin)}, {_fmt(leverage)}x"
+        f"open {side} {plain(quantity)} {symbol} at ~{plain(price)}: notional {plain(notional)}, "
+        f"margin {plain(margin)}, {plain(leverage)}x"
     )
     if stop_loss is not None:
-        summary += f", stop-loss {_fmt(stop_loss)}"
+        summary += f", stop-loss {plain(stop_loss)}"
     if take_profit is not None:
-        summary += f", take-profit {_fmt(take_profit)}"
+        summary += f", take-profit {plain(take_profit)}"
     order = OrderIntent(
         symbol=symbol,
         intent="open",
@@ -402,12 +403,12 @@ def _protective_level(
     if not _finite(level) or level <= 0:
         raise _Rejected(f"{name} {level!r} is not a positive price")
     if (level >= price) if below else (level <= price):
-        raise _Rejected(f"{name} {_fmt(level)} must be {where} the price {_fmt(price)}")
+        raise _Rejected(f"{name} {plain(level)} must be {where} the price {plain(price)}")
     rounded = info.round_price(level)
     if rounded <= 0 or ((rounded >= price) if below else (rounded <= price)):
         raise _Rejected(
-            f"{name} {_fmt(level)} rounds to {_fmt(rounded)} at the tick {_fmt(info.price_step)}, "
-            f"which is not {where} the price {_fmt(price)}"
+            f"{name} {plain(level)} rounds to {plain(rounded)} at the tick {plain(info.price_step)}, "
+            f"which is not {where} the price {plain(price)}"
         )
     return rounded
 
@@ -433,20 +434,8 @@ def _because(clamps: list[str]) -> str:
     return f" after: {'; '.join(clamps)}" if clamps else ""
 
 
-def _fmt(value: object) -> str:
-    """A Decimal as plain text without exponent or trailing zeros (e.g. 0.00012, 25000)."""
-    if not isinstance(value, Decimal) or not value.is_finite():
-        return repr(value)
-    if value and not -20 <= value.adjusted() <= 30:
-        return f"{value:.6e}"  # absurd magnitudes stay readable (and short)
-    try:
-        return format(value.normalize(), "f")
-    except ArithmeticError:
-        return str(value)
-
-
 def _pct(value: Decimal) -> str:
     try:
-        return _fmt(value.quantize(Decimal("0.01")))
+        return plain(value.quantize(Decimal("0.01")))
     except (ArithmeticError, ValueError):
-        return _fmt(value)
+        return plain(value)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from decimal import Decimal
 
@@ -52,7 +53,7 @@ def test_prompt_has_account_positions_with_thesis_rules_and_schema() -> None:
 
     system, user = build_prompt(ctx)
 
-    assert "Equity: 10250.50 USD" in user and "Free cash: 8100.25 USD" in user
+    assert "Equity: 10250.5 USD" in user and "Free cash: 8100.25 USD" in user
     assert "Return so far: 2.505%" in user and "Sharpe ratio so far: 1.42" in user
     assert "- ETH/USD: LONG quantity=0.5 entry_price=3050 current_price=3100 leverage=2x" in user
     assert "unrealized_pnl=25" in user and "stop_loss=2950 take_profit=3300" in user
@@ -87,3 +88,22 @@ def test_example_answer_in_the_prompt_satisfies_the_validator() -> None:
     raw = json.loads(decision_json())
     decision = validate_decision(raw, symbols=["BTC/USD", "ETH/USD"], prices=PRICES)
     assert [a.symbol for a in decision.actions] == ["BTC/USD", "ETH/USD"]
+
+
+def test_stored_amounts_reach_the_prompt_as_plain_numbers() -> None:
+    # Read back from the database, amounts carry 12 decimal places; computed PnL carries more.
+    position = dataclasses.replace(
+        eth_position(),
+        quantity=Decimal("0.500000000000"),
+        entry_price=Decimal("3050.000000000000"),
+        leverage=Decimal("2.00"),
+        unrealized_pnl=Decimal("25.123456789123456789"),
+        stop_loss=Decimal("2950.000000000000"),
+    )
+    ctx = make_context(make_snapshot(PRICES), positions=[position])
+
+    _, user = build_prompt(ctx)
+
+    assert "quantity=0.5 entry_price=3050 current_price=3100 leverage=2x" in user
+    assert "unrealized_pnl=25.12345679 " in user and "stop_loss=2950 " in user
+    assert "000000" not in user.split("=== OPEN POSITIONS ===")[1].split("thesis")[0]

@@ -19,12 +19,9 @@ from bots.decisions import AccountView, DecisionContext, RiskLimitsView
 from bots.llm import PROVIDERS, decision_maker_class, ensure_configured
 from bots.llm.exceptions import LLMNotConfigured
 from bots.models import Bot
+from trading.numbers import plain
 
 FLAT_EQUITY = Decimal(10000)
-
-
-def _usd(amount: Decimal) -> str:
-    return f"{amount.normalize():f}"
 
 
 def _default(name: str) -> Any:
@@ -114,11 +111,11 @@ class Command(BaseCommand):
             status = "ok" if call.ok else f"error: {call.error}"
             write(
                 f"call {call.purpose}: {status}, {call.attempts} attempt(s), {call.latency_ms} ms, "
-                f"{call.input_tokens} in / {call.output_tokens} out tokens, {_usd(call.cost)} USD"
+                f"{call.input_tokens} in / {call.output_tokens} out tokens, {plain(call.cost)} USD"
             )
         write(
             f"total: {outcome.input_tokens} input tokens, {outcome.output_tokens} output tokens, "
-            f"cost {_usd(outcome.cost)} USD, latency {outcome.latency_ms} ms"
+            f"cost {plain(outcome.cost)} USD, latency {outcome.latency_ms} ms"
         )
         if outcome.skipped_reason:
             raise CommandError(f"no request made: {outcome.skipped_reason}")
