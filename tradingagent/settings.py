@@ -137,7 +137,9 @@ CACHES = {
 CHANNEL_LAYERS = {
     "default": {
         "BACKEND": "channels_redis.core.RedisChannelLayer",
-        "CONFIG": {"hosts": [REDIS_URL], "prefix": "ta:channels"},
+        # channels-redis waits for messages with a 5 s BLPOP; redis-py 8 reads with a 5 s socket
+        # timeout by default, so an idle stream's read timed out and dropped the WebSocket.
+        "CONFIG": {"hosts": [{"address": REDIS_URL, "socket_timeout": 30}], "prefix": "ta:channels"},
     }
 }
 
