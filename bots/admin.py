@@ -2,14 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
+from django import forms
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
+from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
-from bots.exceptions import BotError
+from bots.exceptions import BotConfigurationError, BotError
 from bots.models import Bot, Cycle, LLMCall
-from bots.services import bot_pause, bot_start, bot_stop
+from bots.services import EDITABLE_FIELDS, bot_change_problem, bot_create, bot_pause, bot_start, bot_stop, bot_update
+from bots.validation import config_problems
 from trading.models import ExchangeAccount
 
 
@@ -25,8 +28,51 @@ class OwnedAdmin(admin.ModelAdmin):
         return qs.filter(**{self.owner_lookup: request.user})
 
 
+class BotAdminForm(forms.ModelForm):
+    """The admin's bot form holds a bot to the API's rules: known model and markets, a live bot's
+    account and exchange, and what may not change once the bot has run or holds a position."""
+
+    class Meta:
+        model = Bot
+        fields = ("owner", *EDITABLE_FIELDS)
+
+    def clean(self) -> dict[str, Any]:
+        cleaned = super().clean() or self.cleaned_data
+        editing = self.instance.pk is not None
+        # Fields that failed their own validation are not checked again against the others.
+        changed = {name for name in (self.changed_data if editing else self.fields) if name not in self.errors}
+
+        def value(name: str) -> Any:
+            if name in cleaned:
+                return cleaned[name]
+            try:
+                return getattr(self.instance, name)
+            except ObjectDoesNotExist:  # a relation not chosen yet
+                return None
+
+        for field, problems in config_problems(value=value, changed=changed).items():
+            self.add_error(field if field in self.fields else None, problems)
+        owner, account = value("owner"), value("exchange_account")
+        if owner is not None and account is not None and account.owner_id != owner.pk and "exchange_account" in changed:
+            self.add_error("exchange_account", "This exchange account belongs to another user.")
+        if editing and not self.errors:
+            current = Bot.objects.get(pk=self.instance.pk)
+            problem = bot_change_problem(bot=current, fields=self.changed_fields())
+            if problem:
+                raise ValidationError(problem + ".")
+        return cleaned
+
+    def changed_fields(self) -> dict[str, Any]:
+        fields = {name: self.cleaned_data[name] for name in self.changed_data if name in EDITABLE_FIELDS}
+        if "live_confirmed" in self.cleaned_data:
+            # The box as submitted: ticked next to a switch to live, it is that switch's confirmation.
+            fields["live_confirmed"] = self.cleaned_data["live_confirmed"]
+        return fields
+
+
 @admin.register(Bot)
 class BotAdmin(OwnedAdmin):
+    form = BotAdminForm
     list_display = (
         "name",
         "owner",
@@ -80,6 +126,10 @@ class BotAdmin(OwnedAdmin):
         ("State (read-only)", {"fields": readonly_fields}),
     )
 
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        # A bot's owner is fixed once created: its account, history and streams are theirs.
+        return (*self.readonly_fields, "owner") if obj is not None else self.readonly_fields
+
     def formfield_for_foreignkey(self, db_field: Any, request: HttpRequest, **kwargs: Any) -> Any:
         # A non-superuser picks only themself as owner and only their own exchange accounts.
         user_id = request.user.pk
@@ -91,10 +141,20 @@ class BotAdmin(OwnedAdmin):
         return super().formfield_for_foreignkey(db_field, request, **kwargs)
 
     def save_model(self, request: HttpRequest, obj: Bot, form: Any, change: bool) -> None:
-        if not change:
-            # A new bot's paper account starts funded with its capital.
-            obj.cash = obj.peak_equity = obj.day_start_equity = obj.starting_capital
-        super().save_model(request, obj, form, change)
+        # Through the services, like the API: a new bot's paper account is funded with its
+        # capital, and an edit writes only the changed fields (a fill or a breaker that moved the
+        # row while the form was open is not overwritten).
+        try:
+            if change:
+                bot_update(bot=Bot.objects.get(pk=obj.pk), data=form.changed_fields())
+            else:
+                created = bot_create(owner=obj.owner, data={k: getattr(obj, k) for k in EDITABLE_FIELDS})
+                obj.pk = created.pk
+                obj._state.adding = False
+        except BotConfigurationError as exc:
+            # The form checked the same rules; only a change made meanwhile (the bot started, a
+            # position opened) can land here. Nothing was written.
+            self.message_user(request, f"{obj.name} was not saved: {exc}", messages.ERROR)
 
     def _run(self, request: HttpRequest, queryset: QuerySet[Bot], command: Any, label: str) -> None:
         done = 0

@@ -16,6 +16,37 @@ def pct_field(**kwargs: Any) -> models.DecimalField:
     return models.DecimalField(max_digits=7, decimal_places=3, **kwargs)
 
 
+# Limits every surface (API, admin, services) enforces through the model's validators.
+MIN_STARTING_CAPITAL = Decimal(100)  # in a dollar quote (bots.validation: USD_QUOTES); positive otherwise
+MAX_STARTING_CAPITAL = Decimal(1_000_000_000_000)
+MAX_SYMBOLS = 20
+MAX_TRADES_PER_DAY = 1000
+MIN_INTERVAL_SECONDS = 5
+# A day: the dispatcher computes slots as datetimes, and beyond this a cycle would never run.
+MAX_INTERVAL_SECONDS = 86400
+
+
+def validate_positive(value: Decimal) -> None:
+    if value <= 0:
+        raise ValidationError("Ensure this value is greater than 0.")
+
+
+def validate_symbols(symbols: Any) -> None:
+    """A bot's symbols: a field validator, so a form that already flagged the field skips it."""
+    if not isinstance(symbols, list) or not all(isinstance(s, str) and "/" in s for s in symbols):
+        raise ValidationError('a list of symbols such as ["BTC/USD"]')
+    if not symbols:
+        raise ValidationError("at least one symbol")
+    if len(symbols) > MAX_SYMBOLS:
+        raise ValidationError(f"at most {MAX_SYMBOLS} symbols")
+    if len(set(symbols)) != len(symbols):
+        raise ValidationError("a symbol appears more than once")
+    # One account, one currency: cash, margin and PnL of every symbol are in the same quote.
+    quotes = sorted({s.split("/")[1].split(":")[0] for s in symbols})
+    if len(quotes) > 1:
+        raise ValidationError(f"all symbols must share one quote currency (the account's); got {', '.join(quotes)}")
+
+
 def default_interval() -> int:
     return int(settings.BOT_DEFAULT_INTERVAL_SECONDS)
 
@@ -46,9 +77,13 @@ class Bot(models.Model):
     provider = models.CharField(max_length=32, choices=Provider.choices, default=Provider.BASELINE)
     model = models.CharField(max_length=100, help_text="model name, or the baseline's name")
     exchange = models.CharField(max_length=32, default="coinbase", help_text="ccxt id of the market data exchange")
-    symbols = models.JSONField(default=list, help_text='ccxt symbols, e.g. ["BTC/USD"]')
+    symbols = models.JSONField(default=list, validators=[validate_symbols], help_text='ccxt symbols, e.g. ["BTC/USD"]')
     timeframe = models.CharField(max_length=8, default="1h")
-    starting_capital = money_field(default=Decimal(10000))
+    starting_capital = money_field(
+        default=Decimal(10000),
+        validators=[validate_positive, MaxValueValidator(MAX_STARTING_CAPITAL)],
+        help_text="paper account funding, in the quote currency (at least 100 in a dollar quote)",
+    )
 
     # Risk limits, enforced by trading.risk (code the model cannot override).
     max_position_pct = pct_field(
@@ -67,14 +102,21 @@ class Bot(models.Model):
         validators=[MinValueValidator(Decimal(1)), MaxValueValidator(Decimal(1000))],
         help_text="largest total notional of open positions, % of equity",
     )
-    max_trades_per_day = models.PositiveIntegerField(default=20)
+    max_trades_per_day = models.PositiveIntegerField(
+        default=20, validators=[MinValueValidator(1), MaxValueValidator(MAX_TRADES_PER_DAY)]
+    )
     daily_loss_limit_pct = pct_field(
         default=Decimal(5), validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal(100))]
     )
     max_drawdown_pct = pct_field(
         default=Decimal(20), validators=[MinValueValidator(Decimal("0.1")), MaxValueValidator(Decimal(100))]
     )
-    llm_daily_budget = money_field(null=True, blank=True, help_text="USD per UTC day; when reached the bot holds")
+    llm_daily_budget = money_field(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(Decimal(0))],
+        help_text="USD per UTC day; when reached the bot holds",
+    )
 
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.INACTIVE)
     status_reason = models.CharField(max_length=300, blank=True)
@@ -83,7 +125,11 @@ class Bot(models.Model):
         "trading.ExchangeAccount", on_delete=models.PROTECT, null=True, blank=True, related_name="bots"
     )
     live_confirmed = models.BooleanField(default=False, help_text="explicit confirmation to trade real money")
-    interval_seconds = models.PositiveIntegerField(default=default_interval, validators=[MinValueValidator(5)])
+    interval_seconds = models.PositiveIntegerField(
+        default=default_interval,
+        validators=[MinValueValidator(MIN_INTERVAL_SECONDS), MaxValueValidator(MAX_INTERVAL_SECONDS)],
+        help_text="seconds between two cycles",
+    )
     # The dispatcher's query: WHERE status IN (...) AND next_cycle_at <= now (index below).
     next_cycle_at = models.DateTimeField(null=True, blank=True)
     # Lease: at most one cycle (or stop) of this bot runs at a time.
@@ -108,24 +154,20 @@ class Bot(models.Model):
     class Meta:
         ordering = ["name"]
         indexes = [models.Index(fields=["status", "next_cycle_at"], name="bot_due")]
-        constraints = [models.UniqueConstraint(fields=["owner", "name"], name="uniq_bot_name")]
+        constraints = [
+            models.UniqueConstraint(fields=["owner", "name"], name="uniq_bot_name"),
+            # In the database too: one row outside it (a shell, a raw UPDATE) would otherwise make
+            # the dispatcher's slot arithmetic fail for every bot.
+            models.CheckConstraint(
+                condition=models.Q(
+                    interval_seconds__gte=MIN_INTERVAL_SECONDS, interval_seconds__lte=MAX_INTERVAL_SECONDS
+                ),
+                name="bot_interval_range",
+            ),
+        ]
 
     def __str__(self) -> str:
         return self.name
-
-    def clean(self) -> None:
-        super().clean()
-        symbols = self.symbols
-        if not isinstance(symbols, list) or not all(isinstance(s, str) and "/" in s for s in symbols):
-            raise ValidationError({"symbols": 'a list of symbols such as ["BTC/USD"]'})
-        if len(set(symbols)) != len(symbols):
-            raise ValidationError({"symbols": "a symbol appears more than once"})
-        # One account, one currency: cash, margin and PnL of every symbol are in the same quote.
-        quotes = sorted({s.split("/")[1].split(":")[0] for s in symbols})
-        if len(quotes) > 1:
-            raise ValidationError(
-                {"symbols": f"all symbols must share one quote currency (the account's); got {', '.join(quotes)}"}
-            )
 
     @property
     def quote_currency(self) -> str:

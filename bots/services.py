@@ -102,28 +102,16 @@ def bot_update(*, bot: Bot, data: dict[str, Any]) -> Bot:
     """Change a bot's settings; capital, mode and account are frozen once it has run, and the
     markets of an open position cannot be taken away from it."""
     fields = {k: v for k, v in data.items() if k in EDITABLE_FIELDS and getattr(bot, k) != v}
+    problem = bot_change_problem(bot=bot, fields=fields)
+    if problem:
+        raise BotConfigurationError(problem)
     has_run = bot.cycles.exists()
-    frozen = [k for k in FROZEN_AFTER_START if k in fields]
-    if has_run and frozen:
-        raise BotConfigurationError(f"{', '.join(frozen)} cannot change after the bot has run; create a new bot")
-    open_symbols = set(bot.positions.filter(status=Position.Status.OPEN).values_list("symbol", flat=True))
-    if open_symbols:
-        # The cycle watches a position's stop through the bot's market data: keep it in view.
-        if "exchange" in fields or "timeframe" in fields:
-            raise BotConfigurationError("exchange and timeframe cannot change while a position is open; close it first")
-        removed = open_symbols - set(fields.get("symbols", bot.symbols))
-        if removed:
-            raise BotConfigurationError(
-                f"{', '.join(sorted(removed))} has an open position: close it before removing the symbol"
-            )
-    if ("mode" in fields or "exchange_account" in fields) and bot.status != Bot.Status.INACTIVE:
-        # Where and with what money the bot trades changes only while it is not running; a
-        # switch to live must then be confirmed again at start.
-        raise BotConfigurationError("mode and exchange account can change only while the bot is inactive")
     for key, value in fields.items():
         setattr(bot, key, value)
     update = [*fields, "updated_at"]
-    if "mode" in fields or "exchange_account" in fields:
+    if ("mode" in fields or "exchange_account" in fields) and data.get("live_confirmed") is not True:
+        # A switch of where the bot trades must be confirmed again (at start, or by the admin
+        # form's confirmation box ticked in the same edit).
         bot.live_confirmed = False
         update.append("live_confirmed")
     if "starting_capital" in fields and not has_run:
@@ -136,6 +124,26 @@ def bot_update(*, bot: Bot, data: dict[str, Any]) -> Bot:
     if "interval_seconds" in fields:
         Bot.objects.filter(pk=bot.pk, status=Bot.Status.ACTIVE).update(next_cycle_at=first_slot(bot=bot))
     return bot
+
+
+def bot_change_problem(*, bot: Bot, fields: dict[str, Any]) -> str:
+    """Why these changed settings cannot be applied to the bot as it is now, or ""."""
+    fields = {k: v for k, v in fields.items() if getattr(bot, k) != v}
+    frozen = [k for k in FROZEN_AFTER_START if k in fields]
+    if frozen and bot.cycles.exists():
+        return f"{', '.join(frozen)} cannot change after the bot has run; create a new bot"
+    open_symbols = set(bot.positions.filter(status=Position.Status.OPEN).values_list("symbol", flat=True))
+    if open_symbols:
+        # The cycle watches a position's stop through the bot's market data: keep it in view.
+        if "exchange" in fields or "timeframe" in fields:
+            return "exchange and timeframe cannot change while a position is open; close it first"
+        removed = open_symbols - set(fields.get("symbols", bot.symbols))
+        if removed:
+            return f"{', '.join(sorted(removed))} has an open position: close it before removing the symbol"
+    if ("mode" in fields or "exchange_account" in fields) and bot.status != Bot.Status.INACTIVE:
+        # Where and with what money the bot trades changes only while it is not running.
+        return "mode and exchange account can change only while the bot is inactive"
+    return ""
 
 
 def bot_delete(*, bot: Bot) -> None:
@@ -349,9 +357,14 @@ def bots_dispatch_due(*, now: datetime, enqueue: Callable[[int, datetime, int], 
     claimed: list[tuple[int, datetime]] = []
     for bot_id, slot, interval in due:
         assert slot is not None
-        won = Bot.objects.filter(pk=bot_id, next_cycle_at=slot).update(
-            next_cycle_at=next_slot_after(slot=slot, interval_seconds=interval, now=now)
-        )
+        try:
+            won = Bot.objects.filter(pk=bot_id, next_cycle_at=slot).update(
+                next_cycle_at=next_slot_after(slot=slot, interval_seconds=interval, now=now)
+            )
+        except (ArithmeticError, ValueError):
+            # One bad row must not stop the tick: every other bot's exits depend on it.
+            logger.exception("bot %s cannot be scheduled (interval %r s)", bot_id, interval)
+            continue
         if won:
             enqueue(bot_id, slot, interval)
             claimed.append((bot_id, slot))

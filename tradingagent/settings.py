@@ -182,8 +182,9 @@ CELERY_BEAT_SCHEDULE = {
 }
 
 # --- Trading --------------------------------------------------------------------------------
-BOT_DEFAULT_INTERVAL_SECONDS = env_int("BOT_DEFAULT_INTERVAL_SECONDS", 180, minimum=5)
-DEMO_INTERVAL_SECONDS = env_int("DEMO_INTERVAL_SECONDS", 15, minimum=5)
+# Bounds as the bots' own interval (bots.models.MIN/MAX_INTERVAL_SECONDS): 5 s to a day.
+BOT_DEFAULT_INTERVAL_SECONDS = env_int("BOT_DEFAULT_INTERVAL_SECONDS", 180, minimum=5, maximum=86400)
+DEMO_INTERVAL_SECONDS = env_int("DEMO_INTERVAL_SECONDS", 15, minimum=5, maximum=86400)
 MARKET_DATA_FEED = env_choice("MARKET_DATA_FEED", "replay", ("replay", "ccxt"))
 REPLAY_DATA_DIR = Path(env_str("REPLAY_DATA_DIR", str(BASE_DIR / "marketdata" / "data")))
 # Wall-clock seconds that advance the replayed market by one candle.

@@ -16,18 +16,26 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bots.models import Bot, Cycle, LLMCall
+from bots.models import (
+    MAX_INTERVAL_SECONDS,
+    MAX_STARTING_CAPITAL,
+    MAX_SYMBOLS,
+    MAX_TRADES_PER_DAY,
+    MIN_INTERVAL_SECONDS,
+    MIN_STARTING_CAPITAL,
+    Bot,
+    Cycle,
+    LLMCall,
+    validate_positive,
+)
 from bots.selectors import BotAccount, Performance
-from bots.services import EDITABLE_FIELDS, live_exchange_problem
-from marketdata.exceptions import FeedError
+from bots.services import EDITABLE_FIELDS
+from bots.validation import config_problems
 from trading.models import ExchangeAccount, Order
 from tradingagent.api import unique_for_owner
 
 logger = logging.getLogger(__name__)
 
-MIN_STARTING_CAPITAL = Decimal(100)
-MAX_STARTING_CAPITAL = Decimal(1_000_000_000_000)
-MAX_SYMBOLS = 20
 
 ACCOUNT_STATE_FIELDS = [
     "status",
@@ -63,13 +71,18 @@ class BotSerializer(serializers.ModelSerializer[Bot]):
         max_digits=30,
         decimal_places=12,
         required=False,
-        min_value=MIN_STARTING_CAPITAL,
         max_value=MAX_STARTING_CAPITAL,
-        help_text="paper account funding, in the quote currency (at least 100)",
+        help_text=(
+            f"paper account funding, in the quote currency: at least {MIN_STARTING_CAPITAL} in a dollar quote "
+            "(USD, USDT, USDC, ...), positive in another (ETH/BTC trades in BTC)"
+        ),
     )
-    max_trades_per_day = serializers.IntegerField(required=False, min_value=1, max_value=1000)
+    max_trades_per_day = serializers.IntegerField(required=False, min_value=1, max_value=MAX_TRADES_PER_DAY)
     interval_seconds = serializers.IntegerField(
-        required=False, min_value=5, max_value=86400, help_text="seconds between two cycles"
+        required=False,
+        min_value=MIN_INTERVAL_SECONDS,
+        max_value=MAX_INTERVAL_SECONDS,
+        help_text="seconds between two cycles",
     )
     llm_daily_budget = serializers.DecimalField(
         max_digits=30, decimal_places=12, required=False, allow_null=True, min_value=Decimal(0)
@@ -137,6 +150,10 @@ class BotSerializer(serializers.ModelSerializer[Bot]):
             serializer=self, model=Bot, field="name", value=value, message="You already have a bot with this name."
         )
 
+    def validate_starting_capital(self, value: Decimal) -> Decimal:
+        validate_positive(value)  # the dollar minimum depends on the symbols: see validate()
+        return value
+
     def validate_symbols(self, value: list[str]) -> list[str]:
         cleaned = [s.strip() for s in value]
         if len(set(cleaned)) != len(cleaned):
@@ -144,78 +161,11 @@ class BotSerializer(serializers.ModelSerializer[Bot]):
         return cleaned
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        errors: dict[str, list[str]] = {}
-        provider = self._value(attrs, "provider") or Bot.Provider.BASELINE
-        model = self._value(attrs, "model")
-        if "provider" in attrs or "model" in attrs:
-            problem = _model_problem(provider=provider, model=model)
-            if problem:
-                errors["model"] = [problem]
-        if {"exchange", "symbols", "timeframe"} & attrs.keys():
-            errors.update(
-                _market_problems(
-                    exchange=self._value(attrs, "exchange") or "",
-                    symbols=self._value(attrs, "symbols") or [],
-                    timeframe=self._value(attrs, "timeframe") or "",
-                )
-            )
-        mode = self._value(attrs, "mode")
-        account = self._value(attrs, "exchange_account")
-        if mode == Bot.Mode.LIVE and account is None:
-            errors["exchange_account"] = ["Live trading needs one of your exchange accounts."]
-        elif mode == Bot.Mode.LIVE and {"mode", "exchange", "exchange_account"} & attrs.keys():
-            problem = live_exchange_problem(exchange=self._value(attrs, "exchange"), account_exchange=account.exchange)
-            if problem:
-                errors.setdefault("exchange", []).append(problem[0].upper() + problem[1:] + ".")
+        changed = attrs.keys() if self.instance is not None else {*attrs.keys(), "provider", "model", "exchange"}
+        errors = config_problems(value=lambda name: self._value(attrs, name), changed=changed)
         if errors:
             raise serializers.ValidationError(errors)
         return attrs
-
-
-def _model_problem(*, provider: str, model: str | None) -> str:
-    """Why this provider/model pair is unknown, or ""."""
-    if not model:
-        return "This field is required."
-    if provider == Bot.Provider.BASELINE:
-        from bots.baselines import BASELINES
-
-        if model not in BASELINES:
-            return f"Unknown baseline {model!r}; choose one of: {', '.join(sorted(BASELINES))}."
-        return ""
-    from bots.llm import PROVIDERS, known_models
-
-    if provider not in PROVIDERS:
-        return f"Provider {provider!r} is not available."
-    models = known_models(provider)
-    if models is not None and model not in models:
-        return f"Unknown model {model!r} for {provider}; choose one of: {', '.join(models)}."
-    return ""
-
-
-def _market_problems(*, exchange: str, symbols: list[str], timeframe: str) -> dict[str, list[str]]:
-    """Field errors for markets the configured feed does not offer."""
-    from marketdata.services import available_symbols, available_timeframes
-
-    try:
-        offered = available_symbols(exchange=exchange)
-    except FeedError as exc:
-        logger.info("markets of %r unavailable: %s", exchange, exc)
-        return {"exchange": [f"The markets of {exchange!r} could not be loaded: {exc}"]}
-    if exchange not in offered:
-        choices = ", ".join(sorted(offered)) or "none"
-        return {"exchange": [f"The market data feed does not offer {exchange!r} (offered: {choices})."]}
-    unknown = [s for s in symbols if s not in offered[exchange]]
-    if unknown:
-        sample = ", ".join(offered[exchange][:20])
-        return {"symbols": [f"Not offered on {exchange}: {', '.join(unknown)} (offered: {sample})."]}
-    for symbol in symbols:
-        try:
-            timeframes = available_timeframes(exchange=exchange, symbol=symbol)
-        except FeedError as exc:
-            return {"timeframe": [f"The timeframes of {symbol} could not be loaded: {exc}"]}
-        if timeframe not in timeframes:
-            return {"timeframe": [f"{symbol} on {exchange} offers {', '.join(timeframes)}, not {timeframe!r}."]}
-    return {}
 
 
 class BotStartSerializer(serializers.Serializer[Any]):

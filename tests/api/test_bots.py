@@ -56,6 +56,9 @@ def test_account_state_in_the_request_is_ignored(api):
     [
         ({"starting_capital": "99.99"}, "starting_capital"),
         ({"starting_capital": "NaN"}, "starting_capital"),
+        ({"starting_capital": "0"}, "starting_capital"),
+        ({"starting_capital": "-5"}, "starting_capital"),
+        ({"interval_seconds": 86401}, "interval_seconds"),
         ({"provider": "nope"}, "provider"),
         ({"provider": "baseline", "model": "crystal_ball"}, "model"),
         ({"provider": "openai", "model": "gpt-imaginary"}, "model"),
@@ -212,3 +215,18 @@ def test_catalog_lists_providers_baselines_and_markets(api):
     assert {"buy_and_hold", "ema_rsi", "hold"} <= set(body["baselines"])
     assert body["providers"]["openai_compatible"] is None
     assert "BTC/USD" in body["markets"]["coinbase"]
+
+
+def test_capital_in_a_crypto_quote_needs_only_be_positive(api):
+    # 100 is a dollar minimum: ETH/BTC trades in BTC, where 0.5 is a real account.
+    config = bot_config(exchange="binance", symbols=["ETH/BTC"], timeframe="5m", starting_capital="0.5")
+    response = api.post("/api/bots/", config, format="json")
+    assert response.status_code == 201, response.json()
+    assert Bot.objects.get(pk=response.json()["id"]).cash == Decimal("0.5")
+    # Moving that account to a dollar quote brings the dollar minimum back.
+    patched = api.patch(
+        f"/api/bots/{response.json()['id']}/",
+        {"exchange": "coinbase", "symbols": ["BTC/USD"], "timeframe": "1h"},
+        format="json",
+    )
+    assert patched.status_code == 400 and "starting_capital" in patched.json()["error"]["fields"]

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -81,3 +83,162 @@ def test_the_bot_form_offers_only_the_users_own_accounts_and_themself():
     page = client.get(f"{BOT_URL}add/").content.decode()
     assert "my-account" in page and "someone-elses-account" not in page
     assert f">{user.username}<" in page and ">someone-else<" not in page
+
+
+# --- The bot form holds a bot to the API's rules ---------------------------------------------------
+
+
+def form_data(bot: Bot | None = None, **changes: Any) -> dict[str, Any]:
+    """What the admin's bot form posts: a bot's current settings (or a valid new bot's)."""
+    data: dict[str, Any] = {
+        "name": "admin-made",
+        "provider": "baseline",
+        "model": "buy_and_hold",
+        "exchange": "coinbase",
+        "symbols": '["BTC/USD"]',
+        "timeframe": "1h",
+        "interval_seconds": 180,
+        "starting_capital": "10000",
+        "max_position_pct": "20",
+        "max_leverage": "3",
+        "max_exposure_pct": "100",
+        "max_trades_per_day": 100,
+        "daily_loss_limit_pct": "5",
+        "max_drawdown_pct": "20",
+        "llm_daily_budget": "",
+        "mode": "paper",
+        "exchange_account": "",
+    }
+    if bot is not None:
+        for name in data:
+            value = getattr(bot, name if name != "exchange_account" else "exchange_account_id")
+            data[name] = json.dumps(value) if name == "symbols" else ("" if value is None else value)
+        if bot.live_confirmed:
+            data["live_confirmed"] = "on"
+    data.update(changes)
+    return data
+
+
+def errors_of(response: Any) -> str:
+    """The form's error messages, or "" when it was saved (a redirect)."""
+    if response.status_code == 302:
+        return ""
+    assert response.status_code == 200, response.status_code
+    form = response.context["adminform"].form
+    return json.dumps(form.errors)
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({"symbols": '["DOGE/USD"]'}, "Not offered on coinbase: DOGE/USD"),
+        ({"exchange": "nowhere"}, "no data for exchange 'nowhere'"),
+        ({"timeframe": "7m"}, "not '7m'"),
+        ({"model": "gpt-imaginary", "provider": "openai"}, "Unknown model 'gpt-imaginary'"),
+        ({"model": "coin-flip"}, "Unknown baseline 'coin-flip'"),
+        ({"starting_capital": "-5"}, "greater than or equal to 100"),
+        ({"starting_capital": "99.99"}, "greater than or equal to 100"),
+        ({"interval_seconds": 99999999999999}, "less than or equal to 86400"),
+        ({"interval_seconds": 86401}, "less than or equal to 86400"),
+        ({"max_trades_per_day": 0}, "greater than or equal to 1"),
+        ({"llm_daily_budget": "-1"}, "greater than or equal to 0"),
+        ({"symbols": "[]"}, "This field is required"),
+        ({"exchange": "binance", "symbols": '["ETH/BTC", "ETH/BTC"]', "timeframe": "5m"}, "appears more than once"),
+        ({"mode": "live"}, "Live trading needs one of your exchange accounts"),
+    ],
+)
+def test_the_add_form_refuses_what_the_api_refuses(changes, expected):
+    client, user = staff_client()
+    response = client.post(f"{BOT_URL}add/", form_data(owner=user.pk, **changes))
+    assert expected in errors_of(response)
+    assert not Bot.objects.filter(name="admin-made").exists()
+
+
+def test_the_add_form_refuses_another_users_exchange_account():
+    from tests.factories import ExchangeAccountFactory
+
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin_user)
+    owner = UserFactory(username="owner")
+    theirs = ExchangeAccountFactory(owner=UserFactory(username="stranger"), exchange="coinbase")
+    response = client.post(
+        f"{BOT_URL}add/", form_data(owner=owner.pk, mode="live", exchange_account=theirs.pk, live_confirmed="on")
+    )
+    assert "belongs to another user" in errors_of(response)
+    assert not Bot.objects.filter(name="admin-made").exists()
+
+
+def test_a_bot_added_in_the_admin_has_a_funded_paper_account():
+    client, user = staff_client()
+    response = client.post(f"{BOT_URL}add/", form_data(owner=user.pk, starting_capital="2500"))
+    assert errors_of(response) == ""
+    bot = Bot.objects.get(name="admin-made")
+    assert bot.owner == user and bot.status == Bot.Status.INACTIVE
+    assert bot.cash == bot.peak_equity == bot.day_start_equity == Decimal(2500)
+    assert bot.day_start_date is not None
+
+
+def test_a_bot_that_has_run_keeps_its_capital_and_the_markets_of_its_position():
+    client, user = staff_client()
+    bot = make_bot(owner=user)
+    run_cycle(bot_id=bot.pk, slot=SLOT)  # buy_and_hold opens BTC/USD
+    bot.refresh_from_db()
+    url = f"{BOT_URL}{bot.pk}/change/"
+    refused = {
+        "starting_capital": ({"starting_capital": "20000"}, "starting_capital cannot change after the bot has run"),
+        "mode": ({"mode": "live"}, "Live trading needs one of your exchange accounts"),
+    }
+    for changes, expected in refused.values():
+        assert expected in errors_of(client.post(url, form_data(bot, **changes)))
+    after = Bot.objects.get(pk=bot.pk)
+    assert (after.starting_capital, after.mode) == (Decimal(10000), "paper")
+
+    perp = make_bot(owner=user, name="perp", exchange="binanceusdm", symbols=["XRP/USDT:USDT"], timeframe="5m")
+    run_cycle(bot_id=perp.pk, slot=SLOT)
+    perp.refresh_from_db()
+    response = client.post(f"{BOT_URL}{perp.pk}/change/", form_data(perp, timeframe="1h"))
+    assert "exchange and timeframe cannot change while a position is open" in errors_of(response)
+    assert Bot.objects.get(pk=perp.pk).timeframe == "5m"
+
+    pair = make_bot(owner=user, name="pair", exchange="binance", symbols=["ETH/BTC", "ADA/BTC"], timeframe="5m")
+    run_cycle(bot_id=pair.pk, slot=SLOT)  # buy_and_hold opens both
+    pair.refresh_from_db()
+    response = client.post(f"{BOT_URL}{pair.pk}/change/", form_data(pair, symbols='["ADA/BTC"]'))
+    assert "ETH/BTC has an open position" in errors_of(response)
+    assert Bot.objects.get(pk=pair.pk).symbols == ["ETH/BTC", "ADA/BTC"]
+
+
+def test_the_change_form_writes_only_what_changed():
+    client, user = staff_client()
+    bot = make_bot(owner=user)
+    run_cycle(bot_id=bot.pk, slot=SLOT)
+    bot.refresh_from_db()
+    data = form_data(bot, max_leverage="2", interval_seconds=300)
+    # A fill moves the account while the form is open: the save must not write the old cash back.
+    Bot.objects.filter(pk=bot.pk).update(cash=Decimal("1234.5"))
+    assert errors_of(client.post(f"{BOT_URL}{bot.pk}/change/", data)) == ""
+    after = Bot.objects.get(pk=bot.pk)
+    assert after.max_leverage == Decimal(2) and after.interval_seconds == 300
+    assert after.cash == Decimal("1234.5")
+
+
+def test_the_owner_of_a_bot_is_fixed_once_created():
+    admin_user = UserFactory(is_staff=True, is_superuser=True)
+    client = Client()
+    client.force_login(admin_user)
+    bot = make_bot(start=False)
+    other = UserFactory(username="someone")
+    client.post(f"{BOT_URL}{bot.pk}/change/", form_data(bot, owner=other.pk))
+    assert Bot.objects.get(pk=bot.pk).owner_id == bot.owner_id
+
+
+def test_the_dollar_minimum_of_capital_applies_to_dollar_quotes_only():
+    client, user = staff_client()
+    btc_quoted = form_data(
+        owner=user.pk, exchange="binance", symbols='["ETH/BTC"]', timeframe="5m", starting_capital="0.5"
+    )
+    assert errors_of(client.post(f"{BOT_URL}add/", btc_quoted)) == ""
+    assert Bot.objects.get(name="admin-made").cash == Decimal("0.5")
+    zero = form_data(owner=user.pk, name="zero", exchange="binance", symbols='["ETH/BTC"]', timeframe="5m")
+    assert "greater than 0" in errors_of(client.post(f"{BOT_URL}add/", {**zero, "starting_capital": "0"}))

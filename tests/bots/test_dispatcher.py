@@ -116,3 +116,24 @@ def test_two_dispatcher_processes_enqueue_each_due_bot_once():
     assert len(claims) == len(set(claims)) == 300  # every bot once, none twice
     assert {b for b, _ in claims} == {b.pk for b in bots}
     assert set(Bot.objects.values_list("next_cycle_at", flat=True)) == {datetime(2026, 1, 5, 12, 3, tzinfo=UTC)}
+
+
+def test_the_database_refuses_an_interval_the_dispatcher_cannot_schedule():
+    from django.db import IntegrityError, transaction
+
+    (bot,) = _due_bots(1)
+    for interval in (86401, 4):
+        with pytest.raises(IntegrityError), transaction.atomic():
+            Bot.objects.filter(pk=bot.pk).update(interval_seconds=interval)
+
+
+def test_one_bot_that_cannot_be_scheduled_does_not_stop_the_others():
+    # The last representable day: the next slot of this bot lies beyond datetime.max.
+    end_of_time = datetime(9999, 12, 31, 12, 0, tzinfo=UTC)
+    stuck, fine = _due_bots(2)
+    # The stuck bot is the earlier due, so the dispatcher meets it first.
+    Bot.objects.filter(pk=stuck.pk).update(next_cycle_at=end_of_time - timedelta(minutes=1), interval_seconds=86400)
+    Bot.objects.filter(pk=fine.pk).update(next_cycle_at=end_of_time)
+    enqueued: list[int] = []
+    claimed = bots_dispatch_due(now=end_of_time, enqueue=lambda bot_id, slot, interval: enqueued.append(bot_id))
+    assert enqueued == [fine.pk] and [bot_id for bot_id, _ in claimed] == [fine.pk]

@@ -87,7 +87,7 @@ def test_update_writes_only_what_changed():
 
 
 def test_markets_of_an_open_position_cannot_be_taken_away():
-    bot = make_bot(exchange="binance", symbols=["ETH/BTC", "ADA/BTC"], timeframe="5m", starting_capital=Decimal(10))
+    bot = make_bot(exchange="binance", symbols=["ETH/BTC", "ADA/BTC"], timeframe="5m", starting_capital=Decimal(1))
     run_cycle(bot_id=bot.pk, slot=SLOT)
     assert set(Position.objects.filter(bot=bot, status="open").values_list("symbol", flat=True)) == {
         "ETH/BTC",
