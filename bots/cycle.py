@@ -48,9 +48,10 @@ from marketdata.models import Candle
 from marketdata.services import snapshot_build
 from marketdata.types import CandleData, MarketInfo, MarketSnapshot, SymbolMarket
 from trading import risk
-from trading.brokers.base import Broker
+from trading.brokers.base import Broker, BrokerError
 from trading.metrics import SECONDS_PER_YEAR, sharpe_ratio
 from trading.models import EquitySnapshot, Position
+from trading.numbers import plain
 from trading.risk_types import AccountState, OpenPosition, ProposedAction, RiskInput, RiskResult
 from trading.services import (
     Account,
@@ -233,7 +234,11 @@ def _run(*, bot: Bot, cycle: Cycle, lease_owner: str) -> Cycle:
             Bot.objects.filter(pk=bot.pk).update(consecutive_failures=0)
         return _finish(cycle, status=Cycle.Status.COMPLETED, timings=timer.finish(), bot=bot)
     except Exception as exc:
-        logger.exception("cycle %s of bot %s failed", cycle.pk, bot.pk)
+        if isinstance(exc, (FeedError, BrokerError, BotError)):
+            # An outside service or the bot's setup, said in the message: no traceback to read.
+            logger.warning("cycle %s of bot %s failed: %s", cycle.pk, bot.pk, exc)
+        else:
+            logger.exception("cycle %s of bot %s failed", cycle.pk, bot.pk)
         error = f"{type(exc).__name__}: {exc}"
         _count_failure(bot=bot, error=error)
         return _finish(cycle, status=Cycle.Status.FAILED, error=error, timings=timer.finish(), bot=bot)
@@ -520,7 +525,7 @@ def _alert_exit(*, bot: Bot, reason: str, symbol: str, price: Decimal) -> None:
         bot_id=bot.pk,
         kind=Alert.Kind.TRADE,
         severity=Alert.Severity.CRITICAL if reason == "liquidation" else Alert.Severity.INFO,
-        message=f"{bot.name}: {symbol} closed by {label} at {price}",
+        message=f"{bot.name}: {symbol} closed by {label} at {plain(price)}",
         payload={"reason": reason, "symbol": symbol, "price": str(price)},
     )
 

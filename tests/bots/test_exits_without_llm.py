@@ -9,6 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from alerts.models import Alert
 from bots.cycle import run_cycle
 from bots.models import Bot, Cycle
 from bots.services import bot_stop
@@ -91,3 +92,7 @@ def test_stop_loss_triggers_in_a_cycle_whose_llm_is_down(down_llm):
     assert cycle.status == Cycle.Status.COMPLETED
     assert cycle.decision_error  # the failed answer is recorded, the cycle held
     assert all(a["action"] == "hold" for a in cycle.decision["actions"])
+    # The alert reads like a price, not like the 12-place column it came from.
+    alert = Alert.objects.get(bot=bot, kind="trade")
+    stop = format((lowest + Decimal("0.01")).normalize(), "f")
+    assert alert.message == f"{bot.name}: BTC/USD closed by stop-loss at {stop}", alert.message

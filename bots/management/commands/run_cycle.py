@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.utils import timezone
 
 from bots.cycle import run_cycle
@@ -47,3 +47,6 @@ class Command(BaseCommand):
             out.write(f"equity {equity.equity:.2f} cash {equity.cash:.2f} unrealized {equity.unrealized_pnl:.2f}")
         if cycle.timings:
             out.write("timings (ms): " + ", ".join(f"{k} {v}" for k, v in cycle.timings.items()))
+        if cycle.status == "failed":
+            # Scripts and cron see the failure in the exit status, not only in the text.
+            raise CommandError(f"cycle {cycle.pk} failed: {cycle.error}")
