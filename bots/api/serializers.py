@@ -57,8 +57,12 @@ ACCOUNT_STATE_FIELDS = [
 CONFIG_FIELDS = [f for f in EDITABLE_FIELDS if f != "live_confirmed"]
 
 
+MONEY_PLACES = Decimal("1e-12")  # the places of every money column and DecimalField here
+
+
 def _money(value: Decimal | None) -> str | None:
-    return None if value is None else str(value)
+    # Fixed-point like the DecimalFields beside it: "0.000000000000", never "0E-12".
+    return None if value is None else f"{value.quantize(MONEY_PLACES):f}"
 
 
 class BotSerializer(serializers.ModelSerializer[Bot]):

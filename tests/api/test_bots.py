@@ -22,6 +22,8 @@ def test_create_funds_the_paper_account_and_answers_with_equity(api, user):
     assert bot.owner == user and bot.status == Bot.Status.INACTIVE
     assert bot.cash == bot.peak_equity == Decimal("2500.5")
     assert Decimal(body["equity"]) == Decimal("2500.5") and Decimal(body["pnl"]) == 0
+    # Fixed-point strings like every other decimal of the API, never an exponent ("0E-12").
+    assert body["pnl"] == "0.000000000000" and body["equity"] == "2500.500000000000"
     assert body["open_positions"] == 0
 
 
