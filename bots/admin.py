@@ -14,6 +14,7 @@ from bots.models import Bot, Cycle, LLMCall
 from bots.services import EDITABLE_FIELDS, bot_change_problem, bot_create, bot_pause, bot_start, bot_stop, bot_update
 from bots.validation import config_problems
 from trading.models import ExchangeAccount
+from trading.numbers import money
 
 
 class OwnedAdmin(admin.ModelAdmin):
@@ -168,7 +169,7 @@ class BotAdmin(OwnedAdmin):
             if label == "stopped":
                 self.message_user(
                     request,
-                    f"{bot.name}: closed {result.closed_positions} position(s), realized PnL {result.realized_pnl:.2f}",
+                    f"{bot.name}: closed {result.closed_positions} position(s), realized PnL {money(result.realized_pnl, currency=bot.quote_currency)}",
                 )
         if done:
             self.message_user(request, f"{done} bot(s) {label}.", messages.SUCCESS)

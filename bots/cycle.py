@@ -51,7 +51,7 @@ from trading import risk
 from trading.brokers.base import Broker, BrokerError
 from trading.metrics import SECONDS_PER_YEAR, sharpe_ratio
 from trading.models import EquitySnapshot, Position
-from trading.numbers import plain
+from trading.numbers import money, plain
 from trading.risk_types import AccountState, OpenPosition, ProposedAction, RiskInput, RiskResult
 from trading.services import (
     Account,
@@ -590,7 +590,7 @@ def _run_close_out(*, bot: Bot, cycle: Cycle) -> Cycle:
                 owner_id=bot.owner_id,
                 bot_id=bot.pk,
                 kind=Alert.Kind.SYSTEM,
-                message=f"{bot.name}: stop completed, {closed} position(s) closed, realized PnL {realized:.2f}",
+                message=f"{bot.name}: stop completed, {closed} position(s) closed, realized PnL {money(realized, currency=bot.quote_currency)}",
                 payload={"closed_positions": closed, "realized_pnl": str(realized)},
             )
         return _finish(cycle, status=Cycle.Status.COMPLETED, timings=timer.finish(), bot=bot)

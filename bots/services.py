@@ -28,6 +28,7 @@ from bots.decision_makers import ensure_runnable
 from bots.exceptions import BotBusy, BotConfigurationError, InvalidTransition
 from bots.models import Bot
 from trading.models import Order, Position
+from trading.numbers import money
 
 logger = logging.getLogger(__name__)
 
@@ -280,7 +281,7 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
         owner_id=bot.owner_id,
         bot_id=bot.pk,
         kind=Alert.Kind.SYSTEM,
-        message=f"{bot.name} stopped: {closed} position(s) closed, realized PnL {realized:.2f} {bot.quote_currency}",
+        message=f"{bot.name} stopped: {closed} position(s) closed, realized PnL {money(realized, currency=bot.quote_currency)}",
         payload={"closed_positions": closed, "realized_pnl": str(realized), "canceled_orders": canceled},
     )
     return StopResult(closed_positions=closed, realized_pnl=realized, canceled_orders=canceled)

@@ -11,4 +11,5 @@ urlpatterns = [
     path("leaderboard/", views.leaderboard_page, name="leaderboard"),
     path("login/", views.DashboardLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(next_page="dashboard:login"), name="logout"),
+    path("favicon.ico", views.FaviconView.as_view(), name="favicon"),
 ]

@@ -11,13 +11,17 @@ from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.templatetags.static import static
 from django.views.decorators.csrf import ensure_csrf_cookie
+from django.views.generic import RedirectView
 from rest_framework.request import Request
 
 from alerts.models import Alert
 from bots import selectors
 from bots.models import Bot
 from dashboard.forms import LoginForm
+from dashboard.templatetags.money import price_decimals
+from trading.models import EquitySnapshot
 from tradingagent.api import AuthThrottle
 
 RECENT_ALERTS = 10
@@ -81,9 +85,19 @@ def bot_page(request: HttpRequest, bot_id: int) -> HttpResponse:
         # Another user's bot looks exactly like a missing one.
         raise Http404("no such bot")
     account = selectors.bot_accounts(bots=[bot])[bot.pk]
+    # Each market's price decimals (its chart's axis, its positions' prices), from its last close
+    # the bot has seen; None before any candle, when the page derives them from the first ones.
+    markets: list[dict[str, Any]] = []
+    for symbol in bot.symbols:
+        last = selectors.candles_for(bot=bot, symbol=symbol, limit=1)
+        markets.append({"symbol": symbol, "price_decimals": price_decimals(last[0].close) if last else None})
     context = {
         "bot": bot,
         "account": account,
+        "markets": markets,
+        # The first market is the one the price chart shows first.
+        "has_candles": bool(markets) and markets[0]["price_decimals"] is not None,
+        "has_equity": EquitySnapshot.objects.filter(bot=bot).exists(),
         "pnl": selectors.pnl_of(bot=bot, account=account),
         "page": "bot",
         "is_baseline": bot.provider == Bot.Provider.BASELINE,
@@ -97,3 +111,12 @@ def bot_page(request: HttpRequest, bot_id: int) -> HttpResponse:
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
     rows = selectors.leaderboard(user=request.user, period="all")
     return render(request, "dashboard/leaderboard.html", {"rows": rows, "page": "leaderboard", **_common(request)})
+
+
+class FaviconView(RedirectView):
+    """/favicon.ico, which browsers and tools ask for whatever a page links to: the SVG icon."""
+
+    permanent = False  # a 301 is cached for good: the icon could never move again
+
+    def get_redirect_url(self, *args: Any, **kwargs: Any) -> str:
+        return static("dashboard/favicon.svg")

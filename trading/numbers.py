@@ -6,7 +6,10 @@ Amounts are stored with 12 decimal places (`trading.models`), so `str()` of a pr
 
 from __future__ import annotations
 
-from decimal import Decimal, InvalidOperation
+from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
+
+# Accounts in these quote currencies move in small numbers: 0.01 BTC is hundreds of dollars.
+CRYPTO_QUOTES = frozenset({"BTC", "XBT", "ETH", "BNB"})
 
 
 def plain(value: object, *, places: int | None = None) -> str:
@@ -29,3 +32,22 @@ def plain(value: object, *, places: int | None = None) -> str:
     except ArithmeticError:
         return str(value)
     return "0" if text == "-0" else text
+
+
+def fixed(number: Decimal, decimals: int) -> str:
+    """`number` rounded half away from zero (as the browser's Intl.NumberFormat does), with
+    thousands separators; never "-0.00"."""
+    rounded = number.quantize(Decimal(1).scaleb(-decimals), rounding=ROUND_HALF_UP)
+    if rounded == 0:
+        rounded = abs(rounded)  # -0.001 is "0.00", not "-0.00"
+    return f"{rounded:,.{decimals}f}"
+
+
+def money_decimals(currency: str = "") -> int:
+    """Places of an amount of an account's currency: cents, or 6 in a crypto currency (1.000231 BTC)."""
+    return 6 if str(currency).upper() in CRYPTO_QUOTES else 2
+
+
+def money(value: Decimal, *, currency: str) -> str:
+    """An account amount for people (messages, alerts, the dashboard): `1,234.50 USD`, `0.000231 BTC`."""
+    return f"{fixed(value, money_decimals(currency))} {currency}"

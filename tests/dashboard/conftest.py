@@ -1,12 +1,15 @@
-"""Fixtures of the dashboard tests."""
+"""Fixtures and helpers of the dashboard tests."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
-from tests.api.conftest import clear_throttles
+from bots.cycle import run_cycle
+from bots.models import Bot
+from tests.api.conftest import SLOT, clear_throttles, make_bot, store_candles
 
 
 @pytest.fixture(autouse=True)
@@ -15,3 +18,21 @@ def _fresh_throttles() -> Iterator[None]:
     clear_throttles()
     yield
     clear_throttles()
+
+
+def small_price_bot(*, owner: Any, name: str = "ada") -> Bot:
+    """A bot that bought ADA/BTC (about 0.000058 BTC) on the replay feed, in a BTC account."""
+    bot = make_bot(
+        owner=owner,
+        name=name,
+        exchange="binance",
+        symbols=["ADA/BTC"],
+        timeframe="5m",
+        starting_capital="100",
+        start=True,
+    )
+    cycle = run_cycle(bot_id=bot.pk, slot=SLOT)
+    assert cycle.status == "completed", cycle.error
+    assert cycle.market_time is not None
+    store_candles(bot=bot, until=cycle.market_time)
+    return bot

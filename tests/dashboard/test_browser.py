@@ -1,17 +1,24 @@
 """A real browser (Debian's Chromium through Playwright) against the running platform: log in,
-start a bot, see its trade appear live without a reload, then stop it through the confirmation."""
+start a bot, see its trade appear live without a reload, then stop it through the confirmation;
+the pages on a phone."""
 
 from __future__ import annotations
 
+import re
 import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
 import pytest
+from django.db import connection
 
+from bots.cycle import run_cycle
 from bots.models import Bot
-from tests.api.conftest import make_bot
+from marketdata.feeds import get_feed
+from tests.api.conftest import SLOT, make_bot, store_candles, traded
+from tests.dashboard.conftest import small_price_bot
 from tests.realtime.servers import running_platform
 
 CHROMIUM = "/usr/bin/chromium"
@@ -153,5 +160,105 @@ def test_a_refused_stream_is_not_retried(user, other_user):
             in_thread(lambda: Session.objects.all().delete())
             page.evaluate("window.__sockets.at(-1).close()")
             page.wait_for_url("**/login/?next=%2F", timeout=10000)
+        finally:
+            browser.close()
+
+
+PHONE = {"width": 390, "height": 844}
+
+
+def _no_horizontal_scroll(page: Any) -> None:
+    assert page.evaluate("window.innerWidth") == PHONE["width"]
+    overflow = page.evaluate("document.documentElement.scrollWidth - window.innerWidth")
+    assert overflow <= 0, f"{page.url} scrolls sideways by {overflow}px"
+
+
+def test_pages_fit_a_phone_and_show_figures_as_the_server_rendered_them(user):
+    """At 390 px wide: no page scrolls sideways (tables scroll in their card), prices use their
+    market's decimals, the live figures read as the server's, and "No data yet" leaves with the data."""
+    from playwright.sync_api import expect, sync_playwright
+
+    traded(owner=user, name="a-bot-with-a-rather-long-name-for-a-phone")
+    ada = small_price_bot(owner=user)
+    # A market no test stored candles of yet; started, but without beat nothing runs its cycles.
+    fresh = make_bot(owner=user, name="fresh", exchange="binance", symbols=["ETH/BTC"], timeframe="5m", start=True)
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+
+    with running_platform(beat=False) as platform, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        try:
+            # Not `is_mobile`: a mobile viewport zooms out to show what overflows, which hides it.
+            page = browser.new_page(viewport=PHONE)
+            errors: list[str] = []
+            page.on("pageerror", lambda error: errors.append(str(error)))
+            page.on("console", lambda message: message.type == "error" and errors.append(message.text))
+            page.goto(f"{platform.http}/login/")
+            page.fill("#id_username", "alice@example.com")
+            page.fill("#id_password", "pw-alice-123")
+            page.click("#login-submit")
+
+            def served(path: str, pattern: str) -> str:
+                """A figure as the server rendered it, before any JS ran."""
+                match = re.search(pattern, page.request.get(f"{platform.http}{path}").text())
+                assert match, pattern
+                return match.group(1)
+
+            # The bots list: the figures its JS renders on connecting read as the server's.
+            expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=15000)
+            for field in ("equity", "pnl"):
+                server = served("/", rf'(?s)data-bot-id="{ada.pk}".*?data-field="{field}">([^<]*)<')
+                assert re.fullmatch(r"-?\d+\.\d{6}", server)  # an account in BTC
+                expect(page.locator(f'#bots-table tr[data-bot-id="{ada.pk}"] [data-field="{field}"]')).to_have_text(
+                    server
+                )
+            _no_horizontal_scroll(page)
+            page.screenshot(path=str(SCREENSHOTS / "phone_bots.png"), full_page=True)
+
+            # A bot in ADA/BTC (0.000058): its prices with 8 decimals, its figures as served.
+            page.goto(f"{platform.http}/bots/{ada.pk}/")
+            expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=15000)
+            expect(page.locator("#positions-table tr[data-position-id] td").nth(3)).to_have_text("0.00005804")
+            expect(page.locator("#trades-table tr[data-fill-id] td").nth(5)).to_have_text("0.00005804")
+            for stat in ("equity", "pnl"):
+                expect(page.locator(f'[data-stat="{stat}"]')).to_have_text(
+                    served(f"/bots/{ada.pk}/", rf'data-stat="{stat}"[^>]*>([^<]*)<')
+                )
+            expect(page.locator("#price-chart-empty")).to_be_hidden()
+            expect(page.locator("#equity-chart-empty")).to_be_hidden()
+            chart_width = page.evaluate("document.querySelector('#price-chart canvas').getBoundingClientRect().right")
+            assert chart_width <= PHONE["width"]
+            _no_horizontal_scroll(page)
+            page.screenshot(path=str(SCREENSHOTS / "phone_bot.png"), full_page=True)
+
+            page.goto(f"{platform.http}/leaderboard/")
+            expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=15000)
+            served_row = served("/leaderboard/", rf'(?s)(<tr data-bot-id="{ada.pk}".*?</tr>)')
+            served_cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', served_row)
+            shown_cells = page.locator(f'#leaderboard-table tr[data-bot-id="{ada.pk}"] td.num').all_text_contents()
+            assert shown_cells == served_cells
+            _no_horizontal_scroll(page)
+            page.screenshot(path=str(SCREENSHOTS / "phone_leaderboard.png"), full_page=True)
+
+            # Before its first cycle a bot's charts say so; its first cycle's events replace that.
+            page.goto(f"{platform.http}/bots/{fresh.pk}/")
+            expect(page.locator("body")).to_have_attribute("data-loaded", "true", timeout=15000)
+            expect(page.locator("#price-chart-empty")).to_have_text("No data yet")
+            expect(page.locator("#equity-chart-empty")).to_have_text("No data yet")
+            page.evaluate("window.__sameDocument = true")
+
+            def first_cycle() -> None:
+                until = get_feed().market_time(exchange="binance", symbol="ETH/BTC", timeframe="5m", slot=SLOT)
+                store_candles(bot=fresh, until=until)
+                try:
+                    assert run_cycle(bot_id=fresh.pk, slot=SLOT).status == "completed"
+                finally:
+                    connection.close()  # this thread's: it would keep the test database open
+
+            in_thread(first_cycle)
+            expect(page.locator("#price-chart-empty")).to_be_hidden(timeout=10000)
+            expect(page.locator("#equity-chart-empty")).to_be_hidden()
+            assert page.evaluate("window.__sameDocument") is True
+            _no_horizontal_scroll(page)
+            assert errors == []
         finally:
             browser.close()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -9,6 +10,7 @@ from django.test import Client
 
 from alerts.services import alert_raise
 from tests.api.conftest import make_bot, traded
+from tests.dashboard.conftest import small_price_bot
 
 pytestmark = pytest.mark.django_db
 
@@ -145,15 +147,137 @@ def test_static_files_are_served_by_the_app(client, path):
 
 
 @pytest.mark.parametrize(
-    ("value", "shown"),
+    ("value", "quote", "shown"),
     [
-        (Decimal("10049.9412"), "10,049.94"),
-        (Decimal("-6.661"), "-6.661000"),
-        (Decimal("1.000231"), "1.000231"),
-        ("x", "–"),
+        (Decimal("10049.9412"), "USD", "10,049.94"),
+        (Decimal("-6.661"), "USD", "-6.66"),
+        (Decimal("1111.2134"), "", "1,111.21"),
+        (Decimal("0.125"), "USDT", "0.13"),  # half away from zero, as Intl.NumberFormat rounds
+        (Decimal("-0.004"), "USD", "0.00"),  # never "-0.00"
+        (Decimal("1.0002314"), "BTC", "1.000231"),  # an account in BTC moves in small numbers
+        (Decimal("-0.0000001"), "BTC", "0.000000"),
+        ("x", "USD", "–"),
+        (None, "USD", "–"),
     ],
 )
-def test_money_format(value, shown):
+def test_money_format(value, quote, shown):
     from dashboard.templatetags.money import money
 
-    assert money(value) == shown
+    assert money(value, quote) == shown
+
+
+@pytest.mark.parametrize(
+    ("value", "decimals", "shown"),
+    [
+        (Decimal("12.3456"), 2, "12.35%"),
+        (Decimal("-0.0012"), 2, "0.00%"),
+        (Decimal("-0.04"), 1, "0.0%"),
+        (Decimal("-1.25"), 1, "-1.3%"),
+        (None, 2, "–"),
+    ],
+)
+def test_pct_format(value, decimals, shown):
+    from dashboard.templatetags.money import pct
+
+    assert pct(value, decimals) == shown
+
+
+@pytest.mark.parametrize(
+    ("price", "decimals"),
+    [
+        (Decimal("95000.5"), 2),
+        (Decimal("2.4567"), 3),
+        (Decimal("0.0312"), 5),
+        (Decimal("0.031200000000"), 5),  # as the database stores it
+        (Decimal("0.00005804"), 8),
+        (Decimal("0.00000812"), 8),
+        (Decimal(0), 2),
+    ],
+)
+def test_price_decimals_show_at_least_4_significant_digits(price, decimals):
+    from dashboard.templatetags.money import price_decimals
+
+    assert price_decimals(price) == decimals
+
+
+def test_bot_page_gives_the_chart_the_markets_price_decimals(browser, user):
+    usd = traded(owner=user)
+    ada = small_price_bot(owner=user)
+
+    assert re.search(
+        r'<option value="BTC/USD" data-price-decimals="2">', browser.get(f"/bots/{usd.pk}/").content.decode()
+    )
+    html = browser.get(f"/bots/{ada.pk}/").content.decode()
+    assert re.search(r'<option value="ADA/BTC" data-price-decimals="8">', html)
+    # Its account is in BTC: 6 decimals, not 2 (which would show 100.00 whatever it did).
+    equity = re.search(r'data-stat="equity">([^<]*)<', html)
+    assert equity and re.fullmatch(r"\d+\.\d{6}", equity.group(1))
+
+
+def test_bot_page_without_candles_lets_the_page_derive_the_decimals(browser, user):
+    bot = make_bot(owner=user)
+
+    html = browser.get(f"/bots/{bot.pk}/").content.decode()
+
+    assert '<option value="BTC/USD">' in html
+
+
+def _placeholder(html: str, chart: str) -> str:
+    match = re.search(rf'<p class="chart-empty muted" id="{chart}-empty"([^>]*)>No data yet</p>', html)
+    assert match, f"no placeholder in #{chart}"
+    return match.group(1)
+
+
+def test_charts_say_no_data_yet_until_they_have_some(browser, user):
+    idle = make_bot(owner=user, name="idle")
+
+    html = browser.get(f"/bots/{idle.pk}/").content.decode()
+    assert "hidden" not in _placeholder(html, "price-chart")
+    assert "hidden" not in _placeholder(html, "equity-chart")
+
+    bot = traded(owner=user)  # stores its market's candles: the idle bot's market too
+    html = browser.get(f"/bots/{bot.pk}/").content.decode()
+    assert "hidden" in _placeholder(html, "price-chart")
+    assert "hidden" in _placeholder(html, "equity-chart")
+    html = browser.get(f"/bots/{idle.pk}/").content.decode()
+    assert "hidden" in _placeholder(html, "price-chart")
+    assert "hidden" not in _placeholder(html, "equity-chart")
+
+
+def test_trades_are_labelled_closed_trades_on_the_bot_page_and_the_leaderboard(browser, user):
+    bot = traded(owner=user)
+
+    for html in (browser.get(f"/bots/{bot.pk}/").content.decode(), browser.get("/leaderboard/").content.decode()):
+        assert "Closed trades" in html and "Round trips" in html
+        assert ">Trades<" not in html.replace("<h2>Trades</h2>", "")  # the fills table keeps its title
+
+
+def test_amounts_and_percentages_have_2_decimals_on_every_page(browser, user):
+    traded(owner=user)
+
+    bots = browser.get("/").content.decode()
+    for field in ("equity", "pnl"):
+        cell = re.search(rf'data-field="{field}">([^<]*)<', bots)
+        assert cell and re.fullmatch(r"-?\d{1,3}(,\d{3})*\.\d{2}", cell.group(1)), cell
+
+    board = browser.get("/leaderboard/").content.decode()
+    row = re.search(r"<tr data-bot-id=.*?</tr>", board, re.S)
+    assert row
+    cells = re.findall(r'<td class="num[^"]*">([^<]*)</td>', row.group(0))
+    ret, net_pnl, sharpe, drawdown, win_rate, trades, invalid = cells
+    assert re.fullmatch(r"-?\d+\.\d{2}%", ret) and ret != "-0.00%"
+    assert re.fullmatch(r"-?\d{1,3}(,\d{3})*\.\d{2}", net_pnl)
+    assert sharpe == "–" or re.fullmatch(r"-?\d+\.\d{2}", sharpe)
+    assert re.fullmatch(r"\d+\.\d{2}%", drawdown)
+    assert win_rate == "–" and trades == "0"
+
+
+def test_every_page_links_a_favicon_and_favicon_ico_finds_it(client, browser):
+    for page in (client.get("/login/"), browser.get("/")):
+        assert '<link rel="icon" href="/static/dashboard/favicon.svg" type="image/svg+xml">' in page.content.decode()
+
+    redirect = client.get("/favicon.ico")
+    assert redirect.status_code == 302 and redirect["Location"] == "/static/dashboard/favicon.svg"
+    icon = client.get(redirect["Location"])
+    assert icon.status_code == 200 and icon["Content-Type"].startswith("image/svg+xml")
+    assert b"<svg" in b"".join(icon.streaming_content)

@@ -7,6 +7,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from bots.exceptions import BotError
 from bots.management.commands._lookup import find_bot
 from bots.services import bot_pause, bot_start, bot_stop
+from trading.numbers import money
 
 
 class Command(BaseCommand):
@@ -33,7 +34,7 @@ class Command(BaseCommand):
                 self.stdout.write(
                     self.style.SUCCESS(
                         f"{bot.name} stopped: {result.closed_positions} position(s) closed, realized PnL "
-                        f"{result.realized_pnl:.2f}, {result.canceled_orders} order(s) canceled"
+                        f"{money(result.realized_pnl, currency=bot.quote_currency)}, {result.canceled_orders} order(s) canceled"
                     )
                 )
         except BotError as exc:

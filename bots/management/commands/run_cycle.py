@@ -8,6 +8,7 @@ from django.utils import timezone
 from bots.cycle import run_cycle
 from bots.management.commands._lookup import find_bot
 from trading.models import Order
+from trading.numbers import money
 
 
 class Command(BaseCommand):
@@ -44,7 +45,11 @@ class Command(BaseCommand):
             )
         equity = bot.equity_snapshots.order_by("-time").first()
         if equity is not None:
-            out.write(f"equity {equity.equity:.2f} cash {equity.cash:.2f} unrealized {equity.unrealized_pnl:.2f}")
+            quote = bot.quote_currency
+            out.write(
+                f"equity {money(equity.equity, currency=quote)}, cash {money(equity.cash, currency=quote)}, "
+                f"unrealized {money(equity.unrealized_pnl, currency=quote)}"
+            )
         if cycle.timings:
             out.write("timings (ms): " + ", ".join(f"{k} {v}" for k, v in cycle.timings.items()))
         if cycle.status == "failed":

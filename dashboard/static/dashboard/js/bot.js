@@ -3,18 +3,33 @@
 import { CandlestickSeries, ColorType, LineSeries, createChart, createSeriesMarkers } from "lightweight-charts";
 import { Stream } from "./stream.js";
 import {
-  alertToast, api, applyStatus, bumpUnread, debounce, el, fillToast, fmt, fmtMoney, fmtPct, fmtQty, fmtTime, results,
-  setStatusBadge, signClass, wireControls,
+  alertToast, api, applyStatus, bumpUnread, debounce, el, fillToast, fmt, fmtMoney, fmtPct, fmtPrice, fmtQty, fmtTime,
+  moneyDecimals, priceDecimals, results, setStatusBadge, signClass, wireControls,
 } from "./ui.js";
 
 const root = document.getElementById("bot");
 const botId = Number(root.dataset.botId);
 const startingCapital = Number(root.dataset.startingCapital);
+const quote = root.dataset.quote;
 const botName = root.querySelector("h1").firstChild.textContent.trim();
 const symbolSelect = document.getElementById("symbol-select");
 const periodSelect = document.getElementById("period-select");
 const MAX_TIMELINE = 50;
 const MAX_TRADES = 100;
+
+// Each market's price decimals: from the server (its last close), else from its first candles.
+const marketDecimals = new Map(
+  [...symbolSelect.options].filter((o) => o.dataset.priceDecimals).map((o) => [o.value, Number(o.dataset.priceDecimals)]),
+);
+const decimalsOf = (symbol) => marketDecimals.get(symbol); // undefined: each price by its own size
+const priceFormat = (decimals) => ({ type: "price", precision: decimals, minMove: Number((10 ** -decimals).toFixed(decimals)) });
+
+// "No data yet" over a chart until it has a point.
+function showPlaceholder(id, empty, text = "No data yet") {
+  const placeholder = document.getElementById(id);
+  placeholder.textContent = text;
+  placeholder.hidden = !empty;
+}
 
 // --- charts -----------------------------------------------------------------------------------
 
@@ -28,12 +43,16 @@ const chartOptions = {
 const priceChart = createChart(document.getElementById("price-chart"), chartOptions);
 const candleSeries = priceChart.addSeries(CandlestickSeries, {
   upColor: "#22c55e", downColor: "#ef4444", borderVisible: false, wickUpColor: "#22c55e", wickDownColor: "#ef4444",
+  // The default (2 decimals) shows ETH/BTC at 0.03 as a flat line.
+  ...(decimalsOf(symbolSelect.value) === undefined ? {} : { priceFormat: priceFormat(decimalsOf(symbolSelect.value)) }),
 });
 const markers = createSeriesMarkers(candleSeries, []);
 const equityChart = createChart(document.getElementById("equity-chart"), {
   ...chartOptions, timeScale: { ...chartOptions.timeScale, secondsVisible: true },
 });
-const equitySeries = equityChart.addSeries(LineSeries, { color: "#3b82f6", lineWidth: 2 });
+const equitySeries = equityChart.addSeries(LineSeries, {
+  color: "#3b82f6", lineWidth: 2, priceFormat: priceFormat(moneyDecimals(quote)),
+});
 
 const seconds = (iso) => Math.floor(new Date(iso).getTime() / 1000);
 let candleTimes = [];
@@ -77,8 +96,11 @@ async function loadCandles() {
   const data = candles.map((c) => ({
     time: seconds(c.time), open: Number(c.open), high: Number(c.high), low: Number(c.low), close: Number(c.close),
   }));
+  if (data.length && !marketDecimals.has(symbol)) marketDecimals.set(symbol, priceDecimals(data.at(-1).close));
+  if (marketDecimals.has(symbol)) candleSeries.applyOptions({ priceFormat: priceFormat(marketDecimals.get(symbol)) });
   candleTimes = data.map((d) => d.time);
   candleSeries.setData(data);
+  showPlaceholder("price-chart-empty", !data.length);
   renderMarkers();
 }
 
@@ -94,6 +116,7 @@ function appendEquity(time, value) {
   if (t < lastEquityTime) return;
   equitySeries.update({ time: t, value: Number(value) });
   lastEquityTime = t;
+  showPlaceholder("equity-chart-empty", false);
 }
 
 // --- figures -------------------------------------------------------------------------------------
@@ -103,9 +126,9 @@ function stat(name) {
 }
 
 function showEquity(equity) {
-  stat("equity").textContent = fmtMoney(equity);
+  stat("equity").textContent = fmtMoney(equity, quote);
   const pnl = Number(equity) - startingCapital;
-  stat("pnl").textContent = fmtMoney(pnl);
+  stat("pnl").textContent = fmtMoney(pnl, quote);
   signClass(stat("pnl"), pnl);
 }
 
@@ -114,10 +137,10 @@ async function loadPerformance() {
   showEquity(p.equity);
   stat("return_pct").textContent = fmtPct(p.return_pct);
   signClass(stat("return_pct"), p.return_pct);
-  stat("net_pnl").textContent = fmtMoney(p.net_pnl);
+  stat("net_pnl").textContent = fmtMoney(p.net_pnl, quote);
   signClass(stat("net_pnl"), p.net_pnl);
-  stat("fees").textContent = fmtMoney(p.fees);
-  stat("llm_cost").textContent = fmt(p.llm_cost, 4);
+  stat("fees").textContent = fmtMoney(p.fees, quote);
+  stat("llm_cost").textContent = fmt(p.llm_cost, 4); // dollars, in fractions of a cent per call
   stat("win_rate").textContent = fmtPct(p.win_rate, 1);
   stat("trades").textContent = p.trades;
   stat("max_drawdown_pct").textContent = fmtPct(p.max_drawdown_pct);
@@ -125,6 +148,7 @@ async function loadPerformance() {
   const points = equityPoints(p.equity_series);
   equitySeries.setData(points);
   lastEquityTime = points.length ? points[points.length - 1].time : 0;
+  showPlaceholder("equity-chart-empty", !points.length, periodSelect.value === "all" ? "No data yet" : "No data in this period");
   equityChart.timeScale().fitContent();
 }
 
@@ -140,13 +164,14 @@ async function loadPositions() {
   if (!positions.length) return emptyRow(tbody, "No open position.", 7);
   tbody.replaceChildren(
     ...positions.map((p) => {
-      const upnl = el("td", { class: "num" }, fmtMoney(p.unrealized_pnl));
+      const upnl = el("td", { class: "num" }, fmtMoney(p.unrealized_pnl, quote));
       signClass(upnl, p.unrealized_pnl);
+      const decimals = decimalsOf(p.symbol);
       return el("tr", { dataset: { positionId: p.id } },
         el("td", {}, p.symbol), el("td", { class: p.side === "long" ? "pos" : "neg" }, `${p.side} ${fmt(p.leverage, 0)}×`),
-        el("td", { class: "num" }, fmtQty(p.quantity)), el("td", { class: "num" }, fmtQty(p.entry_price)),
-        el("td", { class: "num" }, fmtQty(p.price)), upnl,
-        el("td", { class: "num" }, `${fmtQty(p.stop_loss)} / ${fmtQty(p.take_profit)}`));
+        el("td", { class: "num" }, fmtQty(p.quantity)), el("td", { class: "num" }, fmtPrice(p.entry_price, decimals)),
+        el("td", { class: "num" }, fmtPrice(p.price, decimals)), upnl,
+        el("td", { class: "num" }, `${fmtPrice(p.stop_loss, decimals)} / ${fmtPrice(p.take_profit, decimals)}`));
     }),
   );
 }
@@ -156,8 +181,8 @@ function tradeRow(fill) {
   return el("tr", { dataset: { fillId: fill.id, orderId: fill.order } },
     el("td", {}, fmtTime(fill.created_at)), el("td", {}, fill.symbol),
     el("td", { class: fill.side === "buy" ? "pos" : "neg" }, fill.side), el("td", { dataset: { field: "intent" } }, intent.replace("_", " ")),
-    el("td", { class: "num" }, fmtQty(fill.quantity)), el("td", { class: "num" }, fmtQty(fill.price)),
-    el("td", { class: "num" }, fmt(fill.fee, 4)));
+    el("td", { class: "num" }, fmtQty(fill.quantity)), el("td", { class: "num" }, fmtPrice(fill.price, decimalsOf(fill.symbol))),
+    el("td", { class: "num" }, fmtMoney(fill.fee, quote)));
 }
 
 async function loadTrades() {
@@ -219,7 +244,8 @@ async function loadCycleDetail(details) {
   const block = (title, text) => (text ? [el("h3", {}, title), el("pre", {}, text)] : []);
   const json = (value) => (value ? JSON.stringify(value, null, 2) : "");
   const orders = (c.orders ?? []).map((o) =>
-    `${o.intent} ${o.side} ${o.quantity} ${o.symbol} → ${o.status}${o.average_price ? ` @ ${o.average_price}` : ""}${o.error ? ` (${o.error})` : ""}`);
+    `${o.intent} ${o.side} ${fmtQty(o.quantity)} ${o.symbol} → ${o.status}` +
+    `${o.average_price ? ` @ ${fmtPrice(o.average_price, decimalsOf(o.symbol))}` : ""}${o.error ? ` (${o.error})` : ""}`);
   details.append(
     el("p", { class: "muted" },
       `tokens in ${c.input_tokens} / out ${c.output_tokens} · cost $${fmt(c.llm_cost, 6)} · latency ${c.llm_latency_ms} ms · ` +
@@ -271,7 +297,7 @@ function onEvent({ event, data }) {
     case "fill":
       // The stream names the order `order_id`, the API `order`.
       addTrade({ ...data, order: data.order ?? data.order_id });
-      fillToast(data, botName);
+      fillToast(data, botName, decimalsOf(data.symbol));
       refreshPerformance();
       break;
     case "position":

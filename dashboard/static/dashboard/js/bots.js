@@ -1,7 +1,7 @@
 // The bots list: status, equity, PnL and controls per bot, recent alerts; live over the user stream.
 import { Stream } from "./stream.js";
 import {
-  alertToast, api, applyStatus, bumpUnread, debounce, el, fillToast, fmt, fmtMoney, fmtTime, setStatusBadge, signClass,
+  alertToast, api, applyStatus, bumpUnread, debounce, el, fillToast, fmtMoney, fmtTime, setStatusBadge, signClass,
   wireControls,
 } from "./ui.js";
 
@@ -24,9 +24,9 @@ function showBot(bot) {
 
 function showEquity(row, equity) {
   const pnl = Number(equity) - Number(row.dataset.startingCapital);
-  row.querySelector('[data-field="equity"]').textContent = fmtMoney(equity);
+  row.querySelector('[data-field="equity"]').textContent = fmtMoney(equity, row.dataset.quote);
   const cell = row.querySelector('[data-field="pnl"]');
-  cell.textContent = fmtMoney(pnl);
+  cell.textContent = fmtMoney(pnl, row.dataset.quote);
   signClass(cell, pnl);
   row.classList.remove("flash");
   void row.offsetWidth; // restart the highlight animation
@@ -37,6 +37,7 @@ function showEquity(row, equity) {
 const refreshBots = debounce(async () => {
   const page = await api("/api/bots/?page_size=500");
   for (const bot of page.results ?? page) showBot(bot);
+  document.body.dataset.loaded = "true";
 }, 200);
 
 function addAlert(alert) {
@@ -87,4 +88,7 @@ document.getElementById("alerts-read-all")?.addEventListener("click", async () =
 bumpUnread(0);
 
 // On every (re)connect, reload what may have changed while the stream was down.
-new Stream("/ws/stream/", { onEvent, onOpen: () => rows.size && refreshBots() }).connect();
+new Stream("/ws/stream/", {
+  onEvent,
+  onOpen: () => (rows.size ? refreshBots() : (document.body.dataset.loaded = "true")),
+}).connect();

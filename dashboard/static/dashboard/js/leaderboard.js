@@ -1,18 +1,21 @@
 // The leaderboard: ranked rows, refreshed when any of the user's bots trades or marks equity.
 import { Stream } from "./stream.js";
-import { alertToast, api, bumpUnread, debounce, el, fillToast, fmt, fmtPct } from "./ui.js";
+import { alertToast, api, bumpUnread, debounce, el, fillToast, fmt, fmtMoney, fmtPct } from "./ui.js";
 
 const periodSelect = document.getElementById("period-select");
 const tbody = document.querySelector("#leaderboard-table tbody");
+// Each bot's account currency, as the server rendered it (the leaderboard API does not repeat it).
+const quotes = new Map([...tbody.querySelectorAll("tr[data-bot-id]")].map((tr) => [Number(tr.dataset.botId), tr.dataset.quote]));
 
 function row(r) {
   const ret = el("td", { class: `num ${Number(r.return_pct) > 0 ? "pos" : Number(r.return_pct) < 0 ? "neg" : ""}` }, fmtPct(r.return_pct));
-  return el("tr", { dataset: { botId: r.bot_id } },
+  const quote = quotes.get(r.bot_id) ?? "";
+  return el("tr", { dataset: { botId: r.bot_id, quote } },
     el("td", {}, r.rank),
     el("td", {}, el("a", { href: `/bots/${r.bot_id}/` }, r.name), " ", el("span", { class: `status status-${r.status}` }, r.status)),
     el("td", {}, r.is_baseline ? el("span", { class: "tag" }, "baseline") : r.provider, " ", el("code", {}, r.model)),
     ret,
-    el("td", { class: "num" }, fmt(r.net_pnl)),
+    el("td", { class: "num" }, fmtMoney(r.net_pnl, quote)),
     el("td", { class: "num" }, r.sharpe === null ? "–" : fmt(r.sharpe)),
     el("td", { class: "num" }, fmtPct(r.max_drawdown_pct)),
     el("td", { class: "num" }, fmtPct(r.win_rate, 1)),
@@ -24,9 +27,11 @@ async function load() {
   const rows = await api(`/api/leaderboard/?period=${periodSelect.value}`);
   if (!rows.length) {
     tbody.replaceChildren(el("tr", { class: "empty" }, el("td", { colspan: 10, class: "muted" }, "No bots yet.")));
+    document.body.dataset.loaded = "true";
     return;
   }
   tbody.replaceChildren(...rows.map(row));
+  document.body.dataset.loaded = "true";
 }
 
 const refresh = debounce(load, 1000);

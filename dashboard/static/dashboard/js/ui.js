@@ -29,6 +29,8 @@ export function results(page) {
   return Array.isArray(page) ? page : page?.results ?? [];
 }
 
+// The figures look exactly as the server renders them first (dashboard/templatetags/money.py):
+// thousands separators, rounding half away from zero, never "-0.00".
 const numberFormats = new Map();
 export function fmt(value, digits = 2) {
   if (value === null || value === undefined || value === "") return "–";
@@ -37,16 +39,36 @@ export function fmt(value, digits = 2) {
   if (!numberFormats.has(digits)) {
     numberFormats.set(digits, new Intl.NumberFormat("en-US", { minimumFractionDigits: digits, maximumFractionDigits: digits }));
   }
-  return numberFormats.get(digits).format(number);
+  // The API's decimal strings are formatted as decimals (a float would round 1.005 down).
+  const text = numberFormats.get(digits).format(typeof value === "string" ? value : number);
+  return /^-[0.,]+$/.test(text) ? text.slice(1) : text; // -0.001 is "0.00"
 }
 
-// Account amounts: 2 decimals from 100 up, 6 below (an account in BTC moves in small numbers).
-export function fmtMoney(value) {
-  if (value === null || value === undefined || value === "") return "–";
-  return fmt(value, Math.abs(Number(value)) >= 100 ? 2 : 6);
+// Accounts in these quote currencies move in small numbers: 0.01 BTC is hundreds of dollars.
+const CRYPTO_QUOTES = new Set(["BTC", "XBT", "ETH", "BNB"]);
+export function moneyDecimals(quote = "") {
+  return CRYPTO_QUOTES.has(String(quote).toUpperCase()) ? 6 : 2;
 }
 
-// Prices and quantities: as many digits as they need (crypto spans 1e-8 to 1e5).
+// Account amounts (equity, PnL, fees) in the account's quote currency: 2 decimals, 6 in BTC.
+export function fmtMoney(value, quote = "") {
+  return fmt(value, moneyDecimals(quote));
+}
+
+// Decimals that show at least 4 significant digits of a price, 2 to 8: 95000 → 2, 0.0312 → 5,
+// 0.00000812 → 8. A market's prices all use the decimals of its last price.
+export function priceDecimals(value) {
+  const number = Math.abs(Number(value));
+  if (!Number.isFinite(number) || number === 0) return 2;
+  const exponent = Number(number.toExponential().split("e")[1]);
+  return Math.min(8, Math.max(2, 3 - exponent));
+}
+
+export function fmtPrice(value, decimals = priceDecimals(value)) {
+  return fmt(value, decimals);
+}
+
+// Quantities: as many digits as they need (crypto spans 1e-8 to 1e5).
 export function fmtQty(value) {
   if (value === null || value === undefined) return "–";
   const number = Number(value);
@@ -57,7 +79,8 @@ export function fmtQty(value) {
 }
 
 export function fmtPct(value, digits = 2) {
-  return value === null || value === undefined ? "–" : `${fmt(value, digits)}%`;
+  const text = fmt(value, digits);
+  return text === "–" ? text : `${text}%`;
 }
 
 export function fmtTime(iso) {
@@ -109,9 +132,9 @@ export function debounce(fn, wait = 150) {
   };
 }
 
-export function fillToast(fill, botName) {
+export function fillToast(fill, botName, decimals = undefined) {
   const who = botName ? `${botName}: ` : "";
-  return toast(`${who}${fill.side.toUpperCase()} ${fmtQty(fill.quantity)} ${fill.symbol} @ ${fmtQty(fill.price)}`, "trade");
+  return toast(`${who}${fill.side.toUpperCase()} ${fmtQty(fill.quantity)} ${fill.symbol} @ ${fmtPrice(fill.price, decimals)}`, "trade");
 }
 
 export function alertToast(alert) {
@@ -157,7 +180,7 @@ export function wireControls(root, onDone) {
     const button = event.target.closest("button[data-command]");
     if (!button) return;
     const controls = button.closest(".controls");
-    const { botId, botName } = controls.dataset;
+    const { botId, botName, quote } = controls.dataset;
     const command = button.dataset.command;
     if (command === "stop" && !(await confirmStop(botName))) return;
     controls.querySelectorAll("button").forEach((b) => (b.disabled = true));
@@ -166,7 +189,7 @@ export function wireControls(root, onDone) {
       const bot = command === "stop" ? answer.bot : answer;
       applyStatus(controls, bot.status);
       if (command === "stop") {
-        toast(`${botName} stopped: ${answer.closed_positions} position(s) closed, realized PnL ${fmt(answer.realized_pnl)}`, "warning");
+        toast(`${botName} stopped: ${answer.closed_positions} position(s) closed, realized PnL ${fmtMoney(answer.realized_pnl, quote)}`, "warning");
       } else {
         toast(`${botName} ${bot.status}`);
       }
