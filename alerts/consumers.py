@@ -137,12 +137,13 @@ class StreamConsumer(AsyncJsonWebsocketConsumer):
             await self.channel_layer.group_discard(group, self.channel_name)
 
     async def receive(self, text_data: str | None = None, bytes_data: bytes | None = None, **kwargs: Any) -> None:
-        # Clients only ever send pings; anything unparsable is ignored instead of killing the stream.
+        # Clients only ever send pings; anything unparsable is ignored instead of killing the stream,
+        # including a message nested too deeply for the decoder's recursion (a RecursionError).
         if text_data is None:
             return
         try:
             content = json.loads(text_data)
-        except ValueError:
+        except (ValueError, RecursionError):
             return
         await self.receive_json(content)
 

@@ -1,4 +1,4 @@
-"""Project-wide API pieces: the error format, pagination and throttles (auth views: auth_api).
+"""Project-wide API pieces: the error format, the JSON parser, pagination and throttles (auth views: auth_api).
 
 Every error the API returns has one shape, whatever raised it (a serializer, a permission check,
 a domain service, Django itself)::
@@ -14,13 +14,15 @@ a domain service, Django itself)::
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.utils.deprecation import MiddlewareMixin
 from django.views import defaults
-from rest_framework import exceptions, serializers, status
+from rest_framework import exceptions, parsers, serializers, status
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -137,6 +139,42 @@ def handler500(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse(error_body(status_code=500, code="server_error", message="Server error."), status=500)
     return defaults.server_error(request)
+
+
+class NotFoundMiddleware(MiddlewareMixin):
+    """Unknown /api/ paths answer handler404's JSON under DEBUG too.
+
+    Under DEBUG Django answers a path no URL pattern matches with its HTML technical page, not
+    handler404. A catch-all URL pattern would also "match" `/api/bots`, so CommonMiddleware would no
+    longer redirect it to `/api/bots/` (APPEND_SLASH): this only replaces the 404 that is left.
+    """
+
+    def process_response(self, request: HttpRequest, response: HttpResponse) -> HttpResponse:
+        # No resolver match: no pattern matched. A view's own 404 (DRF's, in the error format or
+        # the browsable API's HTML) is left as the view made it.
+        if response.status_code == 404 and request.resolver_match is None and request.path.startswith("/api/"):
+            return handler404(request)
+        return response
+
+
+# --- Parsing -------------------------------------------------------------------------------------
+
+
+class JSONParser(parsers.JSONParser):
+    """DRF's JSON parser, with a body nested too deeply to decode answered as a 400, not a 500.
+
+    The decoder recurses once per level of nesting, so about a thousand "[" (a few kB) exhaust the
+    interpreter's recursion limit: a RecursionError, which DRF's parser does not turn into a
+    ParseError as it does a ValueError.
+    """
+
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> dict[str, Any]:
+        try:
+            return super().parse(stream, media_type, parser_context)
+        except RecursionError:
+            raise exceptions.ParseError("JSON parse error - the document is nested too deeply.") from None
 
 
 # --- Pagination and throttles ---------------------------------------------------------------------

@@ -5,8 +5,10 @@ from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from tradingagent import auth_api
+from tradingagent.api_index import ApiIndexView
 
 api_patterns: list[URLPattern | URLResolver] = [
+    path("", ApiIndexView.as_view(), name="index"),
     path("auth/register/", auth_api.RegisterView.as_view(), name="register"),
     path("auth/token/", auth_api.TokenObtainView.as_view(), name="token"),
     path("auth/token/refresh/", auth_api.TokenRefreshThrottledView.as_view(), name="token-refresh"),
@@ -25,6 +27,7 @@ urlpatterns = [
     path("", include("dashboard.urls")),
 ]
 
-# Unknown /api/ paths and server errors answer in the API's one error format (outside DEBUG).
+# Unknown /api/ paths and server errors answer in the API's one error format (unknown /api/ paths
+# under DEBUG too: tradingagent.api.NotFoundMiddleware).
 handler404 = "tradingagent.api.handler404"
 handler500 = "tradingagent.api.handler500"

@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import http.client
+import re
 from datetime import timedelta, timezone
 
 import pytest
+from django.test import override_settings
+from rest_framework_simplejwt.tokens import RefreshToken
 
 from tests.api.conftest import make_bot
+from tests.realtime.servers import Platform, running_platform
 
 pytestmark = pytest.mark.django_db
 
@@ -34,6 +39,38 @@ def test_unknown_object_and_unknown_path(api):
     assert unknown.json() == {"error": {"status": 404, "code": "not_found", "message": "Not found."}}
 
 
+@override_settings(DEBUG=True)
+def test_unknown_api_paths_are_json_under_debug_too(api):
+    """Under DEBUG Django answers an unmatched path with its HTML page instead of handler404."""
+    for path in ("/api/nope/", "/api/bots/1/nope/", "/api/auth/"):
+        response = api.get(path)
+        assert response.status_code == 404, path
+        assert response.json() == {"error": {"status": 404, "code": "not_found", "message": "Not found."}}, path
+    # Still redirected to the path with its slash (APPEND_SLASH), as outside DEBUG.
+    redirect = api.get("/api/bots")
+    assert redirect.status_code == 301 and redirect["Location"] == "/api/bots/"
+    # A view's own 404 is left as it is, and outside /api/ Django's page stays.
+    assert api.get("/api/bots/999999999/").json()["error"]["message"] == "No Bot matches the given query."
+    assert api.get("/nope/")["Content-Type"].startswith("text/html")
+
+
+def test_the_api_index_links_the_docs_and_every_collection(anon):
+    response = anon.get("/api/")
+
+    assert response.status_code == 200
+    links = response.json()
+    for name in ("schema", "docs", "redoc", "register", "token", "token_refresh", "bots", "alerts"):
+        assert links[name].startswith("http://testserver/api/"), name
+    # Open without authentication, like the docs; every link leads somewhere (405: POST only).
+    for url in links.values():
+        assert anon.get(url).status_code in (200, 401, 405), url
+    # Every top-level path the schema documents is linked, so a new resource cannot be left out.
+    documented = {
+        path for path in anon.get("/api/schema/?format=json").json()["paths"] if re.fullmatch(r"/api/[^/]+/", path)
+    }
+    assert documented and documented <= {url.removeprefix("http://testserver") for url in links.values()}
+
+
 def test_method_not_allowed(api, user):
     bot = make_bot(owner=user)
 
@@ -53,6 +90,55 @@ def test_malformed_bodies_are_400(api):
     assert {"name", "symbols", "starting_capital"} <= set(wrong_types.json()["error"]["fields"])
     listed = api.post("/api/bots/", [1, 2], format="json")
     assert listed.status_code == 400 and listed.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("body", ["[" * 100_000, '{"a":' * 100_000], ids=["arrays", "objects"])
+def test_json_nested_too_deeply_is_a_parse_error(api, anon, user, body):
+    """The JSON decoder recurses once per level: a deep enough body exhausted the stack (a 500)."""
+    bot = make_bot(owner=user)
+    for client, method, path in (
+        (anon, "post", "/api/auth/register/"),
+        (anon, "post", "/api/auth/token/"),
+        (anon, "post", "/api/auth/token/refresh/"),
+        (api, "post", "/api/bots/"),
+        (api, "patch", f"/api/bots/{bot.pk}/"),
+    ):
+        response = getattr(client, method)(path, body, content_type="application/json")
+
+        assert response.status_code == 400, (path, response.status_code)
+        error = response.json()["error"]
+        assert error["code"] == "parse_error" and "nested too deeply" in error["message"], (path, error)
+
+
+def _post(platform: Platform, path: str, body: bytes, headers: dict[str, str]) -> tuple[int, bytes]:
+    connection = http.client.HTTPConnection("127.0.0.1", platform.port, timeout=10)
+    try:
+        connection.request("POST", path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read()
+    finally:
+        connection.close()
+
+
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)
+def test_multipart_bodies_reach_django_through_daphne(user):
+    """Twisted parsed multipart bodies itself, before Django: one it could not parse (no boundary)
+    was answered with a bare `400 Bad Request` and no body, never in the API's error format."""
+    token = str(RefreshToken.for_user(user).access_token)
+    with running_platform(beat=False, worker=False) as platform:
+        for path, headers in (("/api/bots/", {"Authorization": f"Bearer {token}"}), ("/api/auth/token/", {})):
+            status, body = _post(platform, path, b"x", {**headers, "Content-Type": "multipart/form-data"})
+
+            assert status == 400, (path, status, body)
+            assert body.startswith(b'{"error":{"status":400,"code":"parse_error","message":"Multipart form parse'), body
+        # A well-formed multipart body is still parsed (by Django now).
+        form = (
+            b'--b\r\nContent-Disposition: form-data; name="email"\r\n\r\nalice@example.com\r\n'
+            b'--b\r\nContent-Disposition: form-data; name="password"\r\n\r\npw-alice-123\r\n--b--\r\n'
+        )
+        status, body = _post(platform, "/api/auth/token/", form, {"Content-Type": "multipart/form-data; boundary=b"})
+        assert status == 200 and b'"access"' in body, (status, body)
 
 
 def test_bad_filters_are_400(api):

@@ -95,8 +95,13 @@ def _listening(port: int) -> bool:
 
 
 @contextmanager
-def running_platform(*, beat: bool = True, extra_env: dict[str, str] | None = None) -> Iterator[Platform]:
-    """Start web (daphne), worker (threads pool) and beat (1 s dispatcher tick); stop them after."""
+def running_platform(
+    *, beat: bool = True, worker: bool = True, extra_env: dict[str, str] | None = None
+) -> Iterator[Platform]:
+    """Start web (daphne), worker (threads pool) and beat (1 s dispatcher tick); stop them after.
+
+    `worker=False` and `beat=False` start only what a test needs (daphne alone for plain HTTP).
+    """
     purge_celery_queues()
     forget_cached_market_data()
     port = free_port()
@@ -134,6 +139,8 @@ def running_platform(*, beat: bool = True, extra_env: dict[str, str] | None = No
             f"e2e-{port}@%h",
         ],
     }
+    if not worker:
+        del commands["worker"]
     if beat:
         commands["beat"] = [
             python,
@@ -157,7 +164,8 @@ def running_platform(*, beat: bool = True, extra_env: dict[str, str] | None = No
             with platform.logs[name].open("wb") as out:
                 processes[name] = subprocess.Popen(argv, cwd=BASE_DIR, env=env, stdout=out, stderr=subprocess.STDOUT)
         _wait_for(lambda: _listening(port), timeout=30, what="daphne", platform=platform)
-        _wait_for(lambda: " ready." in platform.log("worker"), timeout=60, what="celery worker", platform=platform)
+        if worker:
+            _wait_for(lambda: " ready." in platform.log("worker"), timeout=60, what="celery worker", platform=platform)
         if beat:
             _wait_for(
                 lambda: "beat: Starting" in platform.log("beat"), timeout=30, what="celery beat", platform=platform

@@ -171,6 +171,19 @@ def test_ping_pong(user):
     run(scenario)
 
 
+def test_a_message_nested_too_deeply_to_parse_is_ignored_too(user):
+    async def scenario() -> None:
+        ws = communicator("/ws/stream/", token_headers(user))
+        assert (await ws.connect(timeout=TIMEOUT))[0]
+        # The JSON decoder recurses per level: this raised RecursionError, not a ValueError.
+        await ws.send_to(text_data="[" * 100_000)
+        await ws.send_json_to({"type": "ping"})
+        assert await ws.receive_json_from(timeout=TIMEOUT) == {"event": "pong"}
+        await ws.disconnect()
+
+    run(scenario)
+
+
 def cycle_in_thread(*, bot_id: int) -> None:
     try:
         run_cycle(bot_id=bot_id, slot=SLOT)
