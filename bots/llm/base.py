@@ -153,6 +153,8 @@ def parse_json_text(text: str) -> Any:
             return json.loads(candidate, parse_float=Decimal)
         except json.JSONDecodeError as exc:
             error = error or exc
+        except RecursionError:
+            raise DecisionInvalid("the answer is nested too deeply to be a decision") from None
     raise DecisionInvalid(f"the answer is not valid JSON ({error})")
 
 

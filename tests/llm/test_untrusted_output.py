@@ -99,3 +99,23 @@ def test_huge_take_profit_does_not_fail_the_cycle(e2e: Any, wire: WireServer) ->
     cycle = run_cycle(bot_id=bot.pk, slot=slot)
     cycle.refresh_from_db()
     assert cycle.status == Cycle.Status.COMPLETED, cycle.error
+
+
+def test_an_answer_nested_too_deeply_is_an_invalid_decision(e2e: Any, wire: WireServer) -> None:
+    bot = BotFactory(
+        provider=PROTO.provider,
+        model=PROTO.model,
+        status=Bot.Status.ACTIVE,
+        exchange="coinbase",
+        symbols=["BTC/USD"],
+        timeframe="1h",
+    )
+    deep = '{"a":' * 100_000 + "1" + "}" * 100_000  # json.loads gives up with a RecursionError
+    wire.queue(PROTO.ok(deep))
+    wire.queue(PROTO.ok(deep))  # the repair attempt answers the same
+    cycle = run_cycle(bot_id=bot.pk, slot=timezone.now().replace(microsecond=0))
+    cycle.refresh_from_db()
+    assert cycle.status == Cycle.Status.COMPLETED, cycle.error
+    assert "nested too deeply" in cycle.decision_error
+    assert all(action["action"] == "hold" for action in cycle.decision["actions"])
+    assert LLMCall.objects.filter(bot=bot).count() == 2  # both paid calls recorded
