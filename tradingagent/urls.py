@@ -2,9 +2,10 @@
 
 from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
 from tradingagent import auth_api
+from tradingagent.api_docs import RedocView, SwaggerView
 from tradingagent.api_index import ApiIndexView
 
 api_patterns: list[URLPattern | URLResolver] = [
@@ -14,8 +15,8 @@ api_patterns: list[URLPattern | URLResolver] = [
     path("auth/token/refresh/", auth_api.TokenRefreshThrottledView.as_view(), name="token-refresh"),
     path("auth/me/", auth_api.MeView.as_view(), name="me"),
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("docs/", SwaggerView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", RedocView.as_view(url_name="api:schema"), name="redoc"),
     path("", include("bots.api.urls")),
     path("", include("trading.api.urls")),
     path("", include("alerts.api.urls")),
