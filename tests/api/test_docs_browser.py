@@ -4,20 +4,18 @@ them."""
 
 from __future__ import annotations
 
-import shutil
 from urllib.parse import urlsplit
 
 import pytest
 
+from tests.browser import launch, needs_chromium
 from tests.realtime.servers import running_platform
-
-CHROMIUM = "/usr/bin/chromium"
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(shutil.which(CHROMIUM) is None, reason=f"{CHROMIUM} is not installed"),
+    needs_chromium,
 ]
 
 
@@ -25,17 +23,7 @@ def test_swagger_and_redoc_render_from_this_site_only():
     from playwright.sync_api import expect, sync_playwright
 
     with running_platform(worker=False, beat=False) as platform, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = launch(playwright)
         try:
             page = browser.new_page()
             site = urlsplit(platform.http).netloc

@@ -5,7 +5,6 @@ the pages on a phone."""
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -18,20 +17,17 @@ from bots.cycle import run_cycle
 from bots.models import Bot
 from marketdata.feeds import get_feed
 from tests.api.conftest import SLOT, make_bot, store_candles, traded
+from tests.browser import launch, needs_chromium
 from tests.dashboard.conftest import small_price_bot
 from tests.realtime.servers import running_platform
 
-CHROMIUM = "/usr/bin/chromium"
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
 
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.browser,
     pytest.mark.django_db(transaction=True),
-    pytest.mark.skipif(
-        shutil.which(CHROMIUM) is None,
-        reason=f"{CHROMIUM} is not installed (apt-get install chromium; `make test` does)",
-    ),
+    needs_chromium,
 ]
 
 
@@ -42,17 +38,7 @@ def test_log_in_start_a_bot_and_see_its_trade_live(user):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with running_platform() as platform, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(
-            executable_path=CHROMIUM,
-            args=[
-                "--headless",
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        browser = launch(playwright)
         try:
             page = browser.new_page(viewport={"width": 1400, "height": 1500})
             errors: list[str] = []
@@ -135,7 +121,7 @@ def test_a_refused_stream_is_not_retried(user, other_user):
     bot = make_bot(owner=user, name="given-away")
 
     with running_platform(beat=False) as platform, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        browser = launch(playwright)
         try:
             page = browser.new_page()
             page.add_init_script(RECORD_SOCKETS)
@@ -185,7 +171,7 @@ def test_pages_fit_a_phone_and_show_figures_as_the_server_rendered_them(user):
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with running_platform(beat=False) as platform, sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--headless", "--no-sandbox"])
+        browser = launch(playwright)
         try:
             # Not `is_mobile`: a mobile viewport zooms out to show what overflows, which hides it.
             page = browser.new_page(viewport=PHONE)

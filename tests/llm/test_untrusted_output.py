@@ -28,8 +28,9 @@ def e2e(llm_settings: Any, wire: WireServer, redis_client: Any) -> Any:
     redis_client.delete(f"ta:llm:ratelimit:{PROTO.provider}:{PROTO.model}")
 
 
-def test_nul_in_model_reasoning_does_not_crash_cycle(e2e: Any, wire: WireServer) -> None:
-    bot = BotFactory(
+def llm_bot() -> Bot:
+    """An active bot asking the local OpenAI server, on the recorded BTC/USD market."""
+    return BotFactory(
         provider=PROTO.provider,
         model=PROTO.model,
         status=Bot.Status.ACTIVE,
@@ -37,6 +38,10 @@ def test_nul_in_model_reasoning_does_not_crash_cycle(e2e: Any, wire: WireServer)
         symbols=["BTC/USD"],
         timeframe="1h",
     )
+
+
+def test_nul_in_model_reasoning_does_not_crash_cycle(e2e: Any, wire: WireServer) -> None:
+    bot = llm_bot()
     answer = json.dumps(
         {
             "market_summary": "ok",
@@ -67,14 +72,7 @@ def test_nul_in_model_reasoning_does_not_crash_cycle(e2e: Any, wire: WireServer)
 
 
 def test_huge_take_profit_does_not_fail_the_cycle(e2e: Any, wire: WireServer) -> None:
-    bot = BotFactory(
-        provider=PROTO.provider,
-        model=PROTO.model,
-        status=Bot.Status.ACTIVE,
-        exchange="coinbase",
-        symbols=["BTC/USD"],
-        timeframe="1h",
-    )
+    bot = llm_bot()
     slot = timezone.now().replace(microsecond=0)
     price = snapshot_build(exchange="coinbase", symbols=["BTC/USD"], timeframe="1h", slot=slot).price("BTC/USD")
     answer = json.dumps(
@@ -102,14 +100,7 @@ def test_huge_take_profit_does_not_fail_the_cycle(e2e: Any, wire: WireServer) ->
 
 
 def test_an_answer_nested_too_deeply_is_an_invalid_decision(e2e: Any, wire: WireServer) -> None:
-    bot = BotFactory(
-        provider=PROTO.provider,
-        model=PROTO.model,
-        status=Bot.Status.ACTIVE,
-        exchange="coinbase",
-        symbols=["BTC/USD"],
-        timeframe="1h",
-    )
+    bot = llm_bot()
     deep = '{"a":' * 100_000 + "1" + "}" * 100_000  # json.loads gives up with a RecursionError
     wire.queue(PROTO.ok(deep))
     wire.queue(PROTO.ok(deep))  # the repair attempt answers the same
