@@ -7,11 +7,23 @@ from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ObjectDoesNotExist, ValidationError
 from django.db.models import QuerySet
-from django.http import HttpRequest
+from django.forms.fields import InvalidJSONInput
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
 
 from bots.exceptions import BotConfigurationError, BotError
 from bots.models import Bot, Cycle, LLMCall
-from bots.services import EDITABLE_FIELDS, bot_change_problem, bot_create, bot_pause, bot_start, bot_stop, bot_update
+from bots.services import (
+    EDITABLE_FIELDS,
+    bot_change_problem,
+    bot_create,
+    bot_delete,
+    bot_delete_problem,
+    bot_pause,
+    bot_start,
+    bot_stop,
+    bot_update,
+)
 from bots.validation import config_problems
 from trading.models import ExchangeAccount
 from trading.numbers import money
@@ -29,6 +41,22 @@ class OwnedAdmin(admin.ModelAdmin):
         return qs.filter(**{self.owner_lookup: request.user})
 
 
+class SymbolsField(forms.JSONField):
+    """The symbols list as JSON text; a document nested too deeply to decode is a form error."""
+
+    def to_python(self, value: Any) -> Any:
+        try:
+            return super().to_python(value)
+        except RecursionError:
+            raise ValidationError('a list of symbols such as ["BTC/USD"]', code="invalid") from None
+
+    def bound_data(self, data: Any, initial: Any) -> Any:
+        try:
+            return super().bound_data(data, initial)
+        except RecursionError:
+            return InvalidJSONInput(data)  # shown back as typed, like any unparsable input
+
+
 class BotAdminForm(forms.ModelForm):
     """The admin's bot form holds a bot to the API's rules: known model and markets, a live bot's
     account and exchange, and what may not change once the bot has run or holds a position."""
@@ -36,6 +64,7 @@ class BotAdminForm(forms.ModelForm):
     class Meta:
         model = Bot
         fields = ("owner", *EDITABLE_FIELDS)
+        field_classes = {"symbols": SymbolsField}
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or self.cleaned_data
@@ -52,7 +81,8 @@ class BotAdminForm(forms.ModelForm):
                 return None
 
         for field, problems in config_problems(value=value, changed=changed).items():
-            self.add_error(field if field in self.fields else None, problems)
+            if field not in self.errors:  # one message per field ("required" is not said twice)
+                self.add_error(field if field in self.fields else None, problems)
         owner, account = value("owner"), value("exchange_account")
         if owner is not None and account is not None and account.owner_id != owner.pk and "exchange_account" in changed:
             self.add_error("exchange_account", "This exchange account belongs to another user.")
@@ -156,6 +186,24 @@ class BotAdmin(OwnedAdmin):
             # The form checked the same rules; only a change made meanwhile (the bot started, a
             # position opened) can land here. Nothing was written.
             self.message_user(request, f"{obj.name} was not saved: {exc}", messages.ERROR)
+
+    def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
+        # As in the API: a bot that runs or holds positions is stopped first, not deleted with them.
+        bot = self.get_object(request, object_id)
+        problem = bot_delete_problem(bot=bot) if bot is not None else ""
+        if bot is not None and problem:
+            self.message_user(request, f"{bot.name} was not deleted: {problem}.", messages.ERROR)
+            return HttpResponseRedirect(reverse("admin:bots_bot_change", args=[bot.pk]))
+        return super().delete_view(request, object_id, extra_context)
+
+    def delete_model(self, request: HttpRequest, obj: Bot) -> None:
+        bot_delete(bot=obj)
+
+    def get_actions(self, request: HttpRequest) -> Any:
+        # Bots are deleted one at a time, each checked (delete_view); no bulk delete around it.
+        actions = super().get_actions(request)
+        actions.pop("delete_selected", None)
+        return actions
 
     def _run(self, request: HttpRequest, queryset: QuerySet[Bot], command: Any, label: str) -> None:
         done = 0

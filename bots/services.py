@@ -131,8 +131,25 @@ def bot_change_problem(*, bot: Bot, fields: dict[str, Any]) -> str:
     """Why these changed settings cannot be applied to the bot as it is now, or ""."""
     fields = {k: v for k, v in fields.items() if getattr(bot, k) != v}
     frozen = [k for k in FROZEN_AFTER_START if k in fields]
-    if frozen and bot.cycles.exists():
+    has_run = bool(frozen or "symbols" in fields) and bot.cycles.exists()
+    if frozen and has_run:
         return f"{', '.join(frozen)} cannot change after the bot has run; create a new bot"
+    symbols = fields.get("symbols")
+    if has_run and isinstance(symbols, list) and symbols and isinstance(symbols[0], str):
+        # The account's money is in the quote currency: another quote would relabel it (10,000
+        # USD becoming 10,000 BTC) and mix currencies in its history.
+        quote = symbols[0].split("/")[-1].split(":")[0]
+        if quote != bot.quote_currency:
+            return (
+                f"the quote currency cannot change after the bot has run (its account is in "
+                f"{bot.quote_currency}, not {quote}); create a new bot"
+            )
+    if ("provider" in fields or "model" in fields) and bot.status in (Bot.Status.ACTIVE, Bot.Status.PAUSED):
+        # A running bot must be able to ask its new decision maker: the same check as start.
+        try:
+            ensure_runnable(provider=fields.get("provider", bot.provider), model=fields.get("model", bot.model))
+        except BotConfigurationError as exc:
+            return str(exc)
     open_symbols = set(bot.positions.filter(status=Position.Status.OPEN).values_list("symbol", flat=True))
     if open_symbols:
         # The cycle watches a position's stop through the bot's market data: keep it in view.
@@ -147,15 +164,23 @@ def bot_change_problem(*, bot: Bot, fields: dict[str, Any]) -> str:
     return ""
 
 
-def bot_delete(*, bot: Bot) -> None:
-    """Delete a bot that holds nothing: deleting would otherwise drop positions no one closes."""
+def bot_delete_problem(*, bot: Bot) -> str:
+    """Why the bot cannot be deleted now, or "": deleting would drop positions no one closes."""
     if bot.status not in (Bot.Status.INACTIVE, Bot.Status.STOPPED):
-        raise InvalidTransition(f"stop the bot before deleting it (it is {bot.status})")
+        return f"stop the bot before deleting it (it is {bot.status})"
     if (
         bot.positions.filter(status=Position.Status.OPEN).exists()
         or bot.orders.filter(status__in=Order.ACTIVE_STATUSES).exists()
     ):
-        raise InvalidTransition("the bot still holds positions or open orders; its close-out must finish first")
+        return "the bot still holds positions or open orders; its close-out must finish first"
+    return ""
+
+
+def bot_delete(*, bot: Bot) -> None:
+    """Delete a bot that holds nothing (the API and the admin both delete through here)."""
+    problem = bot_delete_problem(bot=bot)
+    if problem:
+        raise InvalidTransition(problem)
     bot.delete()
 
 

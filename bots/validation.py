@@ -33,6 +33,9 @@ def config_problems(*, value: Callable[[str], Any], changed: Collection[str]) ->
         problem = model_problem(provider=value("provider") or Bot.Provider.BASELINE, model=value("model"))
         if problem:
             errors["model"] = [problem]
+    symbols = value("symbols")
+    if not (isinstance(symbols, list) and all(isinstance(s, str) for s in symbols)):
+        return errors  # not a list of names: the field's own validator says so
     if {"exchange", "symbols", "timeframe"} & set(changed):
         errors.update(
             market_problems(
@@ -40,8 +43,8 @@ def config_problems(*, value: Callable[[str], Any], changed: Collection[str]) ->
             )
         )
     if {"starting_capital", "symbols"} & set(changed):
-        capital, symbols = value("starting_capital"), value("symbols") or []
-        quote = str(symbols[0]).split("/")[-1].split(":")[0] if symbols else ""
+        capital = value("starting_capital")
+        quote = symbols[0].split("/")[-1].split(":")[0] if symbols else ""
         if capital is not None and quote in USD_QUOTES and capital < MIN_STARTING_CAPITAL:
             errors["starting_capital"] = [
                 f"Ensure this value is greater than or equal to {MIN_STARTING_CAPITAL} (in {quote})."

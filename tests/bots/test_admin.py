@@ -242,3 +242,38 @@ def test_the_dollar_minimum_of_capital_applies_to_dollar_quotes_only():
     assert Bot.objects.get(name="admin-made").cash == Decimal("0.5")
     zero = form_data(owner=user.pk, name="zero", exchange="binance", symbols='["ETH/BTC"]', timeframe="5m")
     assert "greater than 0" in errors_of(client.post(f"{BOT_URL}add/", {**zero, "starting_capital": "0"}))
+
+
+@pytest.mark.parametrize(
+    "symbols", ['{"a": 1}', '[["BTC/USD"]]', "[1]", "5", "true", '"BTC/USD"', "[" * 5000 + "]" * 5000]
+)
+def test_symbols_that_are_not_a_list_of_names_are_a_form_error(symbols):
+    client, user = staff_client()
+    response = client.post(f"{BOT_URL}add/", form_data(owner=user.pk, symbols=symbols))
+    errors = json.loads(errors_of(response))
+    assert list(errors) == ["symbols"], errors
+    assert not Bot.objects.filter(name="admin-made").exists()
+
+
+def test_a_missing_model_is_said_once():
+    client, user = staff_client()
+    errors = json.loads(errors_of(client.post(f"{BOT_URL}add/", form_data(owner=user.pk, model=""))))
+    assert errors["model"] == ["This field is required."]
+
+
+def test_the_admin_deletes_only_what_the_api_would():
+    client, user = staff_client()
+    user.user_permissions.add(Permission.objects.get(codename="delete_bot"))
+    holding = make_bot(owner=user, name="holding")
+    run_cycle(bot_id=holding.pk, slot=SLOT)  # active, with an open position
+    response = client.post(f"{BOT_URL}{holding.pk}/delete/", {"post": "yes"}, follow=True)
+    # (The admin capitalises the first letter of its messages.)
+    assert "Holding was not deleted: stop the bot before deleting it" in response.content.decode()
+    assert Bot.objects.filter(pk=holding.pk).exists()
+    assert Position.objects.filter(bot=holding, status="open").exists()
+    # No bulk delete that would go around the check.
+    assert "delete_selected" not in client.get(BOT_URL).content.decode()
+
+    idle = make_bot(owner=user, name="idle", start=False)
+    client.post(f"{BOT_URL}{idle.pk}/delete/", {"post": "yes"})
+    assert not Bot.objects.filter(pk=idle.pk).exists()

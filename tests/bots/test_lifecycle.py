@@ -183,3 +183,23 @@ def test_a_testnet_bot_may_rehearse_on_recorded_candles(settings):
     settings.MARKET_DATA_FEED = "replay"
     bot = _live_bot(account_exchange="binance", testnet=True)
     assert bot_start(bot=bot, confirm_live=True).status == Bot.Status.ACTIVE
+
+
+def test_the_quote_currency_is_frozen_once_the_bot_has_run():
+    bot = make_bot()
+    run_cycle(bot_id=bot.pk, slot=SLOT)
+    bot.refresh_from_db()
+    with pytest.raises(BotConfigurationError, match="quote currency cannot change after the bot has run"):
+        bot_update(bot=bot, data={"exchange": "binance", "symbols": ["ETH/BTC"], "timeframe": "5m"})
+    assert Bot.objects.get(pk=bot.pk).symbols == ["BTC/USD"]
+
+
+def test_a_running_bot_cannot_switch_to_a_model_that_cannot_run_here(settings):
+    settings.ANTHROPIC_API_KEY = ""
+    bot = make_bot(model="hold")
+    with pytest.raises(BotConfigurationError, match="ANTHROPIC_API_KEY"):
+        bot_update(bot=bot, data={"provider": "anthropic", "model": "claude-sonnet-4-6"})
+    assert Bot.objects.get(pk=bot.pk).provider == "baseline"
+    # An inactive bot may be set up ahead of its key: start refuses until the key is there.
+    idle = make_bot(model="hold", name="idle", start=False)
+    bot_update(bot=idle, data={"provider": "anthropic", "model": "claude-sonnet-4-6"})
