@@ -172,3 +172,11 @@ class BotStreamConsumer(StreamConsumer):
             logger.info("user %s refused the stream of bot %s", user.pk, bot_id)
             return None
         return [bot_group(bot_id)]
+
+
+class UnknownPathConsumer(AsyncJsonWebsocketConsumer):
+    """Any other WebSocket path: refused with 4404, as a stream of someone else's bot is. Without
+    it the router raises "No route found", which daphne answers with a 500 and a logged traceback."""
+
+    async def connect(self) -> None:
+        await self.close(code=CLOSE_NOT_FOUND)

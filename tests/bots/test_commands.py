@@ -36,3 +36,9 @@ def test_a_failed_cycle_is_a_failing_command_without_a_traceback(caplog):
 def test_an_unknown_bot_is_a_message():
     with pytest.raises(CommandError, match="no bot with id or name 'ghost'"):
         call_command("run_cycle", "ghost")
+
+
+@pytest.mark.parametrize("command", [["run_cycle", "²"], ["bot", "start", "¹"]])
+def test_a_digit_int_cannot_read_is_a_name(command):
+    with pytest.raises(CommandError, match="no bot with id or name"):
+        call_command(*command)

@@ -70,6 +70,12 @@ def test_anonymous_connections_are_refused(user):
     assert connect_result("/ws/stream/", bad_token) == (False, 4401)
 
 
+@pytest.mark.parametrize("path", ["/ws/zzz/", "/ws/stream", "/ws/bots/abc/", "/"])
+def test_an_unknown_path_is_refused_not_an_error(user, path):
+    assert connect_result(path, session_headers(user)) == (False, 4404)
+    assert connect_result(path, [ORIGIN]) == (False, 4404)
+
+
 @pytest.mark.parametrize("auth", [session_headers, token_headers])
 def test_a_user_joins_their_streams_never_another_users_bot(user, other_user, auth):
     mine = make_bot(owner=user)

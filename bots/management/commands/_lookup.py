@@ -7,7 +7,7 @@ from bots.models import Bot
 
 def find_bot(ref: str) -> Bot:
     """A bot by id or by name (names are unique per owner; an ambiguous name is an error)."""
-    if ref.isdigit():
+    if ref.isascii() and ref.isdigit():  # "²" is a digit to str.isdigit, not to int()
         bot = Bot.objects.filter(pk=int(ref)).first()
         if bot is not None:
             return bot
