@@ -17,9 +17,12 @@ import logging
 from collections.abc import Mapping
 from typing import IO, Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig, SuspiciousOperation, TooManyFieldsSent
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import IntegrityError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.middleware.common import CommonMiddleware
 from django.utils.deprecation import MiddlewareMixin
 from django.views import defaults
 from rest_framework import exceptions, parsers, serializers, status
@@ -98,6 +101,11 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
         assert response is not None
         response.data = error_body(status_code=400, message=message, fields=fields)
         return response
+    if isinstance(exc, SuspiciousOperation):
+        # Django's request limits (DATA_UPLOAD_MAX_MEMORY_SIZE, ..._NUMBER_FIELDS) and other
+        # malformed requests: the client's fault, answered in the error format.
+        logger.info("bad request answered with 400: %r", exc)
+        return Response(error_body(status_code=400, message=_bad_request_message(exc)), status=400)
     if isinstance(exc, IntegrityError):
         # A unique constraint raced past the serializer's check (two identical requests at once).
         logger.info("integrity error answered with 409: %s", exc)
@@ -128,10 +136,29 @@ def _reshape(status_code: int, exc: Exception, data: Any) -> dict[str, Any]:
     return error_body(status_code=status_code, message=str(data))
 
 
+def _bad_request_message(exc: Exception) -> str:
+    if isinstance(exc, RequestDataTooBig):
+        return f"The request body is too large (at most {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes)."
+    if isinstance(exc, TooManyFieldsSent):
+        return f"The request has too many fields (at most {settings.DATA_UPLOAD_MAX_NUMBER_FIELDS})."
+    return "Bad request."
+
+
+def handler400(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """JSON for /api/ paths, when a request limit trips outside an API view (in a middleware)."""
+    if request.path.startswith("/api/"):
+        message = _bad_request_message(exception) if exception is not None else "Bad request."
+        return JsonResponse(error_body(status_code=400, message=message), status=400)
+    return defaults.bad_request(request, exception or SuspiciousOperation())
+
+
 def handler404(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
     """JSON for unknown /api/ paths (one error format), the HTML page elsewhere."""
     if request.path.startswith("/api/"):
-        return JsonResponse(error_body(status_code=404, message="Not found."), status=404)
+        message = "Not found."
+        if not request.path.endswith("/"):
+            message = f"Not found. API paths end with a slash: {request.path}/"
+        return JsonResponse(error_body(status_code=404, message=message), status=404)
     return defaults.page_not_found(request, exception or Http404())
 
 
@@ -139,6 +166,20 @@ def handler500(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse(error_body(status_code=500, code="server_error", message="Server error."), status=500)
     return defaults.server_error(request)
+
+
+class ApiCommonMiddleware(CommonMiddleware):
+    """Django's CommonMiddleware, without the trailing-slash redirect of an API write.
+
+    `POST /api/bots` would be redirected to `/api/bots/` (clients follow with a GET, the body is
+    lost) or, under DEBUG, fail with a RuntimeError (a 500). It gets the JSON 404 instead, which
+    says that API paths end with a slash; GETs are still redirected.
+    """
+
+    def should_redirect_with_slash(self, request: HttpRequest) -> bool:
+        if request.path.startswith("/api/") and request.method not in ("GET", "HEAD"):
+            return False
+        return bool(super().should_redirect_with_slash(request))
 
 
 class NotFoundMiddleware(MiddlewareMixin):

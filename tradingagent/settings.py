@@ -72,7 +72,8 @@ MIDDLEWARE = [
     # Unknown /api/ paths answer JSON under DEBUG too; outside CommonMiddleware, which may still
     # turn the 404 into an APPEND_SLASH redirect first.
     "tradingagent.api.NotFoundMiddleware",
-    "django.middleware.common.CommonMiddleware",
+    # Django's, but an API write to a path without its slash is a JSON 404, not a redirect.
+    "tradingagent.api.ApiCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

@@ -30,5 +30,6 @@ urlpatterns = [
 
 # Unknown /api/ paths and server errors answer in the API's one error format (unknown /api/ paths
 # under DEBUG too: tradingagent.api.NotFoundMiddleware).
+handler400 = "tradingagent.api.handler400"
 handler404 = "tradingagent.api.handler404"
 handler500 = "tradingagent.api.handler500"

@@ -10,6 +10,7 @@ import pytest
 from django.test import override_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
+from bots.models import Bot
 from tests.api.conftest import make_bot
 from tests.realtime.servers import Platform, running_platform
 
@@ -52,6 +53,29 @@ def test_unknown_api_paths_are_json_under_debug_too(api):
     # A view's own 404 is left as it is, and outside /api/ Django's page stays.
     assert api.get("/api/bots/999999999/").json()["error"]["message"] == "No Bot matches the given query."
     assert api.get("/nope/")["Content-Type"].startswith("text/html")
+
+
+@override_settings(DEBUG=True)
+def test_an_api_write_without_its_slash_is_a_json_404_not_a_redirect(api, user):
+    # Under DEBUG Django raises a RuntimeError (a 500) for a POST it would have to redirect; outside
+    # DEBUG it redirects, and the client's GET loses the body. Both: a 404 that names the path.
+    bot = make_bot(owner=user)
+    for method, path in (("post", "/api/bots"), ("patch", f"/api/bots/{bot.pk}"), ("delete", f"/api/bots/{bot.pk}")):
+        response = getattr(api, method)(path, {"name": "x"}, format="json")
+        assert response.status_code == 404, (method, path)
+        assert response.json()["error"]["message"] == f"Not found. API paths end with a slash: {path}/"
+    assert Bot.objects.filter(pk=bot.pk).exists()
+
+
+@override_settings(DATA_UPLOAD_MAX_MEMORY_SIZE=1000, DATA_UPLOAD_MAX_NUMBER_FIELDS=10)
+def test_request_limits_are_400_in_the_error_format(api):
+    too_big = api.post("/api/bots/", {"name": "x" * 2000, "symbols": ["BTC/USD"]}, format="json")
+    assert too_big.status_code == 400
+    assert too_big.json()["error"]["message"] == "The request body is too large (at most 1000 bytes)."
+    fields = "&".join(f"f{i}=1" for i in range(20))
+    too_many = api.post("/api/bots/", fields, content_type="application/x-www-form-urlencoded")
+    assert too_many.status_code == 400
+    assert too_many.json()["error"]["message"] == "The request has too many fields (at most 10)."
 
 
 def test_the_api_index_links_the_docs_and_every_collection(anon):
