@@ -238,6 +238,9 @@ class LeaderboardRowSerializer(serializers.Serializer[Any]):
     model = serializers.CharField(source="bot.model")
     status = serializers.CharField(source="bot.status")
     is_baseline = serializers.BooleanField()
+    quote_currency = serializers.CharField(
+        source="bot.quote_currency", help_text="the account's currency: equity and PnL are in it"
+    )
     equity = serializers.DecimalField(source="performance.equity", max_digits=30, decimal_places=12)
     return_pct = serializers.DecimalField(source="performance.return_pct", max_digits=30, decimal_places=4)
     net_pnl = serializers.DecimalField(source="performance.net_pnl", max_digits=30, decimal_places=12)

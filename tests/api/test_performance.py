@@ -176,6 +176,7 @@ def test_leaderboard_ranks_the_users_bots_with_baselines(api, user, other_user):
     assert Decimal(first["net_pnl"]) == Decimal("1073.25") and Decimal(first["invalid_output_rate"]) == 25
     assert Decimal(first["max_drawdown_pct"]) == 10 and Decimal(first["win_rate"]) == Decimal("33.33")
     assert first["trades"] == 3 and Decimal(first["llm_cost"]) == Decimal("1.75")
+    assert first["quote_currency"] == "USD"  # the currency of equity and PnL
     assert second["invalid_output_rate"] is None and second["sharpe"] is None
     assert baseline.pk == second["bot_id"]
 

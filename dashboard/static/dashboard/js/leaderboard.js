@@ -4,18 +4,16 @@ import { alertToast, api, bumpUnread, debounce, el, fillToast, fmt, fmtMoney, fm
 
 const periodSelect = document.getElementById("period-select");
 const tbody = document.querySelector("#leaderboard-table tbody");
-// Each bot's account currency, as the server rendered it (the leaderboard API does not repeat it).
-const quotes = new Map([...tbody.querySelectorAll("tr[data-bot-id]")].map((tr) => [Number(tr.dataset.botId), tr.dataset.quote]));
-
 function row(r) {
   const ret = el("td", { class: `num ${Number(r.return_pct) > 0 ? "pos" : Number(r.return_pct) < 0 ? "neg" : ""}` }, fmtPct(r.return_pct));
-  const quote = quotes.get(r.bot_id) ?? "";
+  const quote = r.quote_currency;
   return el("tr", { dataset: { botId: r.bot_id, quote } },
     el("td", {}, r.rank),
     el("td", {}, el("a", { href: `/bots/${r.bot_id}/` }, r.name), " ", el("span", { class: `status status-${r.status}` }, r.status)),
     el("td", {}, r.is_baseline ? el("span", { class: "tag" }, "baseline") : r.provider, " ", el("code", {}, r.model)),
     ret,
-    el("td", { class: "num" }, fmtMoney(r.net_pnl, quote)),
+    // Bots in different currencies sit side by side (ETH/BTC trades in BTC): the unit is shown.
+    el("td", { class: "num" }, fmtMoney(r.net_pnl, quote), " ", el("span", { class: "muted" }, quote)),
     el("td", { class: "num" }, r.sharpe === null ? "–" : fmt(r.sharpe)),
     el("td", { class: "num" }, fmtPct(r.max_drawdown_pct)),
     el("td", { class: "num" }, fmtPct(r.win_rate, 1)),
