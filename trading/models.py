@@ -61,6 +61,12 @@ class ExchangeAccount(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        if self.testnet:
+            from trading.brokers.ccxt_broker import testnet_problem
+
+            problem = testnet_problem(self.exchange)
+            if problem:
+                raise ValidationError({"testnet": problem})
         if self.pk is None:
             return
         before = type(self).objects.filter(pk=self.pk).values("exchange", "testnet").first()

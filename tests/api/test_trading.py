@@ -139,8 +139,24 @@ def test_exchange_account_validation(api):
     assert set(bad.json()["error"]["fields"]) == {"exchange", "label"}
 
 
+def test_a_testnet_account_needs_an_exchange_with_a_testnet(api):
+    # ccxt knows no coinbase sandbox: such an account could never run, so it is refused now, not
+    # when a live bot starts on it.
+    refused = api.post("/api/exchange-accounts/", {"exchange": "coinbase", "label": "t"}, format="json")
+    assert refused.status_code == 400
+    assert "coinbase has no testnet" in refused.json()["error"]["fields"]["testnet"][0]
+    real = api.post("/api/exchange-accounts/", {"exchange": "coinbase", "label": "r", "testnet": False}, format="json")
+    assert real.status_code == 201, real.json()
+    back = api.patch(f"/api/exchange-accounts/{real.json()['id']}/", {"testnet": True}, format="json")
+    assert back.status_code == 400 and "testnet" in back.json()["error"]["fields"]
+    binance = api.post("/api/exchange-accounts/", {"exchange": "binance", "label": "b"}, format="json")
+    assert binance.status_code == 201 and binance.json()["testnet"] is True
+
+
 def test_an_account_in_use_cannot_be_deleted(api, user):
-    account = api.post("/api/exchange-accounts/", {"exchange": "coinbase", "label": "live"}, format="json").json()
+    account = api.post(
+        "/api/exchange-accounts/", {"exchange": "coinbase", "label": "live", "testnet": False}, format="json"
+    ).json()
     from tests.api.conftest import bot_config
 
     bot = api.post("/api/bots/", bot_config(mode="live", exchange_account=account["id"]), format="json")

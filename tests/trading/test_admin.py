@@ -131,3 +131,12 @@ def test_staff_create_accounts_for_themselves() -> None:
     assert duplicate.status_code == 200
     assert "already have an exchange account with this label" in duplicate.content.decode()
     assert ExchangeAccount.objects.filter(owner=user).count() == 1
+
+
+def test_a_testnet_account_on_an_exchange_without_one_is_a_form_error() -> None:
+    client, user = staff_client()
+    data = {"exchange": "coinbase", "label": "cb", "testnet": "on", "api_key": "k-1", "api_secret": "s-1"}
+    response = client.post(f"{ACCOUNT_URL}add/", data)
+    assert response.status_code == 200
+    assert "coinbase has no testnet/sandbox in ccxt" in response.content.decode()
+    assert not ExchangeAccount.objects.filter(label="cb").exists()

@@ -111,18 +111,8 @@ class CcxtBroker:
             config["password"] = password
         self._exchange: Any = exchange_class(config)
         self._exchange.logger = _WIRE_LOGGER
-        if testnet:
-            no_sandbox = PermanentBrokerError(
-                f"{exchange_id} has no testnet/sandbox in ccxt; set testnet=false only to trade real money"
-            )
-            # A sandbox is a `test` URL set, or an exchange's own set_sandbox_mode (e.g. a header).
-            overridden = type(self._exchange).set_sandbox_mode is not ccxt.Exchange.set_sandbox_mode
-            if not (self._exchange.urls.get("test") or overridden):
-                raise no_sandbox
-            try:
-                self._exchange.set_sandbox_mode(True)
-            except (ccxt.NotSupported, TypeError, KeyError):
-                raise no_sandbox from None
+        if testnet and not _enable_sandbox(self._exchange):
+            raise PermanentBrokerError(testnet_problem(exchange_id))
         # Exchanges that sign with a timestamp (Binance and co.) reject requests from a skewed
         # clock ("outside of the recvWindow"); let ccxt measure the offset when it loads markets.
         options = self._exchange.options
@@ -408,3 +398,25 @@ def _decimal(value: Any) -> Decimal | None:
     except (InvalidOperation, ValueError):
         return None
     return number if number.is_finite() else None
+
+
+def _enable_sandbox(exchange: Any) -> bool:
+    """Point a ccxt exchange at its testnet; False when ccxt knows none for it."""
+    # A sandbox is a `test` URL set, or an exchange's own set_sandbox_mode (e.g. a header).
+    overridden = type(exchange).set_sandbox_mode is not ccxt.Exchange.set_sandbox_mode
+    if not (exchange.urls.get("test") or overridden):
+        return False
+    try:
+        exchange.set_sandbox_mode(True)
+    except (ccxt.NotSupported, TypeError, KeyError):
+        return False
+    return True
+
+
+def testnet_problem(exchange_id: str) -> str:
+    """Why an account on this exchange cannot be a testnet account, or "" (checked when the
+    account is saved, so the mistake is not found only when a live bot starts)."""
+    exchange_class = getattr(ccxt, exchange_id, None)
+    if exchange_class is None or _enable_sandbox(exchange_class({})):
+        return ""
+    return f"{exchange_id} has no testnet/sandbox in ccxt; set testnet=false only to trade real money"
