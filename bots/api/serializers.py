@@ -235,6 +235,7 @@ class LeaderboardRowSerializer(serializers.Serializer[Any]):
     bot_id = serializers.IntegerField(source="bot.pk")
     name = serializers.CharField(source="bot.name")
     provider = serializers.CharField(source="bot.provider")
+    provider_name = serializers.CharField(source="bot.get_provider_display", help_text="e.g. Anthropic (Claude)")
     model = serializers.CharField(source="bot.model")
     status = serializers.CharField(source="bot.status")
     is_baseline = serializers.BooleanField()

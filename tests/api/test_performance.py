@@ -177,6 +177,7 @@ def test_leaderboard_ranks_the_users_bots_with_baselines(api, user, other_user):
     assert Decimal(first["max_drawdown_pct"]) == 10 and Decimal(first["win_rate"]) == Decimal("33.33")
     assert first["trades"] == 3 and Decimal(first["llm_cost"]) == Decimal("1.75")
     assert first["quote_currency"] == "USD"  # the currency of equity and PnL
+    assert second["provider_name"] == "Rule baseline (no LLM)"
     assert second["invalid_output_rate"] is None and second["sharpe"] is None
     assert baseline.pk == second["bot_id"]
 

@@ -10,7 +10,7 @@ function row(r) {
   return el("tr", { dataset: { botId: r.bot_id, quote } },
     el("td", {}, r.rank),
     el("td", {}, el("a", { href: `/bots/${r.bot_id}/` }, r.name), " ", el("span", { class: `status status-${r.status}` }, r.status)),
-    el("td", {}, r.is_baseline ? el("span", { class: "tag" }, "baseline") : r.provider, " ", el("code", {}, r.model)),
+    el("td", {}, r.is_baseline ? el("span", { class: "tag" }, "baseline") : r.provider_name, " ", el("code", {}, r.model)),
     ret,
     // Bots in different currencies sit side by side (ETH/BTC trades in BTC): the unit is shown.
     el("td", { class: "num" }, fmtMoney(r.net_pnl, quote), " ", el("span", { class: "muted" }, quote)),
