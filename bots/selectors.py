@@ -289,14 +289,12 @@ def bots_performance(*, bots: list[Bot], period: str, now: datetime | None = Non
     for bot in annotated:
         account = accounts[bot.pk]
         points = series.get(bot.pk, [])
-        if since is None:
-            start = bot.starting_capital
-        elif bot.start_equity_snapshot is not None:
+        # Equity when the period began: the last snapshot before it. Without one the bot had not
+        # run yet (every cycle records a snapshot), so its account still held the starting
+        # capital; the period's first snapshot would already include its first trade and fee.
+        start = bot.starting_capital
+        if since is not None and bot.start_equity_snapshot is not None:
             start = bot.start_equity_snapshot
-        elif points:
-            start = points[0][1]
-        else:
-            start = bot.starting_capital
         equities = [start] + [equity for _, equity in points] + [account.equity]
         fee_total = fills.get(bot.pk, {}).get("fees", ZERO)
         # For `all` the running total on the row equals the sum of the calls, without the scan.

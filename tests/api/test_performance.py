@@ -190,3 +190,16 @@ def test_leaderboard_queries_do_not_grow_with_bots(api, user, django_assert_max_
         rows = api.get("/api/leaderboard/?period=7d").json()
 
     assert len(rows) == 12 and rows[0]["name"] == "bot-11"
+
+
+def test_a_bot_younger_than_the_period_counts_from_its_starting_capital(api, user):
+    # Its first snapshot already holds the first trade's fee: the period must start before it,
+    # so 24h and all-time agree for a bot created an hour ago.
+    bot = make_bot(owner=user)
+    EquitySnapshot.objects.create(
+        bot=bot, time=timezone.now() - timedelta(hours=1), equity=Decimal("9990"), cash=Decimal(0)
+    )
+    day = api.get(f"/api/bots/{bot.pk}/performance/?period=24h").json()
+    ever = api.get(f"/api/bots/{bot.pk}/performance/?period=all").json()
+    assert Decimal(day["start_equity"]) == Decimal(ever["start_equity"]) == 10000
+    assert day["return_pct"] == ever["return_pct"] and day["max_drawdown_pct"] == ever["max_drawdown_pct"]
