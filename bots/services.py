@@ -280,15 +280,27 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
     """
     from bots.cycle import bot_close_out
 
+    stopped_now = False
+    # Whether there is anything to close: if so, the stop that closes it tells the owner.
+    held = (
+        bot.positions.filter(status=Position.Status.OPEN).exists()
+        or bot.orders.filter(status__in=Order.ACTIVE_STATUSES).exists()
+    )
     if bot.status != Bot.Status.STOPPED:
         # next_cycle_at = now: if the closing below cannot finish, a close-out cycle will.
-        _transition(
-            bot=bot,
-            allowed_from=(Bot.Status.INACTIVE, Bot.Status.ACTIVE, Bot.Status.PAUSED),
-            to=Bot.Status.STOPPED,
-            reason=reason,
-            next_cycle_at=timezone.now(),
-        )
+        try:
+            _transition(
+                bot=bot,
+                allowed_from=(Bot.Status.INACTIVE, Bot.Status.ACTIVE, Bot.Status.PAUSED),
+                to=Bot.Status.STOPPED,
+                reason=reason,
+                next_cycle_at=timezone.now(),
+            )
+            stopped_now = True
+        except InvalidTransition:
+            # A concurrent stop won the transition: this one is a repeat, answered the same way.
+            if bot.status != Bot.Status.STOPPED:
+                raise
     # A cycle already running finishes its current stage; wait for its lease so the closing below
     # cannot interleave with its orders. The status change above stops it from opening more.
     owner = f"stop:{uuid.uuid4().hex[:12]}"
@@ -302,13 +314,19 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
     finally:
         bot_lease_release(bot_id=bot.pk, owner=owner)
     bot.refresh_from_db()
-    alert_raise(
-        owner_id=bot.owner_id,
-        bot_id=bot.pk,
-        kind=Alert.Kind.SYSTEM,
-        message=f"{bot.name} stopped: {closed} position(s) closed, realized PnL {money(realized, currency=bot.quote_currency)}",
-        payload={"closed_positions": closed, "realized_pnl": str(realized), "canceled_orders": canceled},
-    )
+    if closed or canceled or (stopped_now and not held):
+        # One alert per stop: from the call that closed something, or that stopped an empty bot;
+        # a repeat (or a racing twin) that found nothing left to close says nothing new.
+        alert_raise(
+            owner_id=bot.owner_id,
+            bot_id=bot.pk,
+            kind=Alert.Kind.SYSTEM,
+            message=(
+                f"{bot.name} stopped: {closed} position(s) closed, realized PnL "
+                f"{money(realized, currency=bot.quote_currency)}"
+            ),
+            payload={"closed_positions": closed, "realized_pnl": str(realized), "canceled_orders": canceled},
+        )
     return StopResult(closed_positions=closed, realized_pnl=realized, canceled_orders=canceled)
 
 

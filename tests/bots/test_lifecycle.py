@@ -203,3 +203,29 @@ def test_a_running_bot_cannot_switch_to_a_model_that_cannot_run_here(settings):
     # An inactive bot may be set up ahead of its key: start refuses until the key is there.
     idle = make_bot(model="hold", name="idle", start=False)
     bot_update(bot=idle, data={"provider": "anthropic", "model": "claude-sonnet-4-6"})
+
+
+def test_concurrent_stops_close_once_answer_alike_and_alert_once():
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    from alerts.models import Alert
+
+    bot = make_bot()
+    run_cycle(bot_id=bot.pk, slot=SLOT)  # buy_and_hold opens a position
+    # Five requests each read the bot while it was still active, then stop it at once.
+    copies = [Bot.objects.get(pk=bot.pk) for _ in range(5)]
+
+    def stop(copy: Bot) -> int:
+        try:
+            return bot_stop(bot=copy).closed_positions
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=5) as pool:
+        closed = list(pool.map(stop, copies))
+
+    assert sorted(closed) == [0, 0, 0, 0, 1]  # no InvalidTransition for the repeats
+    assert not Position.objects.filter(bot=bot, status="open").exists()
+    assert Alert.objects.filter(bot=bot, message__contains="stopped:").count() == 1
