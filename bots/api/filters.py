@@ -27,6 +27,30 @@ class UTCDateTimeField(IsoDateTimeField):
             raise forms.ValidationError("Enter a date and time within years 1 to 9999 (UTC).", code="invalid") from None
 
 
+class StrictBooleanField(forms.NullBooleanField):
+    """true/false (or 1/0); anything else is a 400, not a filter silently dropped (Django's
+    select widget reads `?read=0` as "not given" and would answer with every row)."""
+
+    widget = forms.TextInput
+
+    def to_python(self, value: Any) -> bool | None:  # type: ignore[override]  # None: not given
+        text = "" if value is None else str(value).strip().lower()
+        if text == "":
+            return None
+        if text in ("true", "1"):
+            return True
+        if text in ("false", "0"):
+            return False
+        raise forms.ValidationError("Enter true or false (or 1 or 0).", code="invalid")
+
+    def validate(self, value: Any) -> None:
+        pass  # None means "not filtered"
+
+
+class StrictBooleanFilter(django_filters.BooleanFilter):
+    field_class = StrictBooleanField
+
+
 class UTCDateTimeFilter(django_filters.IsoDateTimeFilter):
     field_class = UTCDateTimeField
 
@@ -51,7 +75,7 @@ class CycleFilter(django_filters.FilterSet):
     kind = django_filters.ChoiceFilter(choices=Cycle.Kind.choices)
     since = UTCDateTimeFilter(field_name="slot", lookup_expr="gte", help_text="slot at or after (ISO 8601)")
     until = UTCDateTimeFilter(field_name="slot", lookup_expr="lt", help_text="slot before (ISO 8601)")
-    has_error = django_filters.BooleanFilter(method="filter_has_error", help_text="failed, or the output was rejected")
+    has_error = StrictBooleanFilter(method="filter_has_error", help_text="failed, or the output was rejected")
 
     class Meta:
         model = Cycle

@@ -38,6 +38,10 @@ def test_filters(api, alerts):
     Alert.objects.filter(pk=alerts["system"].pk).update(read=True)
     assert messages("read=false") == ["drawdown", "bought BTC"]
     assert messages("read=true") == ["hello"]
+    # 1/0 mean the same; anything else is refused rather than ignored (every alert).
+    assert messages("read=0") == ["drawdown", "bought BTC"] and messages("read=1") == ["hello"]
+    bad = api.get("/api/alerts/?read=maybe")
+    assert bad.status_code == 400 and "read" in bad.json()["error"]["fields"]
 
 
 def test_mark_one_read(api, alerts):
