@@ -217,7 +217,7 @@ class BotAdmin(OwnedAdmin):
             if label == "stopped":
                 self.message_user(
                     request,
-                    f"{bot.name}: closed {result.closed_positions} position(s), realized PnL {money(result.realized_pnl, currency=bot.quote_currency)}",
+                    f"{bot.name}: closed {result.closed_positions} position(s), realized PnL after fees {money(result.realized_pnl, currency=bot.quote_currency)}",
                 )
         if done:
             self.message_user(request, f"{done} bot(s) {label}.", messages.SUCCESS)

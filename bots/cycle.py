@@ -590,7 +590,7 @@ def _run_close_out(*, bot: Bot, cycle: Cycle) -> Cycle:
                 owner_id=bot.owner_id,
                 bot_id=bot.pk,
                 kind=Alert.Kind.SYSTEM,
-                message=f"{bot.name}: stop completed, {closed} position(s) closed, realized PnL {money(realized, currency=bot.quote_currency)}",
+                message=f"{bot.name}: stop completed, {closed} position(s) closed, realized PnL after fees {money(realized, currency=bot.quote_currency)}",
                 payload={"closed_positions": closed, "realized_pnl": str(realized)},
             )
         return _finish(cycle, status=Cycle.Status.COMPLETED, timings=timer.finish(), bot=bot)

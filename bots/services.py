@@ -322,7 +322,7 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
             bot_id=bot.pk,
             kind=Alert.Kind.SYSTEM,
             message=(
-                f"{bot.name} stopped: {closed} position(s) closed, realized PnL "
+                f"{bot.name} stopped: {closed} position(s) closed, realized PnL after fees "
                 f"{money(realized, currency=bot.quote_currency)}"
             ),
             payload={"closed_positions": closed, "realized_pnl": str(realized), "canceled_orders": canceled},

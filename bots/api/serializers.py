@@ -181,7 +181,12 @@ class BotStartSerializer(serializers.Serializer[Any]):
 class StopResultSerializer(serializers.Serializer[Any]):
     bot = BotSerializer()
     closed_positions = serializers.IntegerField()
-    realized_pnl = serializers.DecimalField(max_digits=30, decimal_places=12)
+    realized_pnl = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        help_text="of the positions this stop closed, after their entry and exit fees (a position's "
+        "own realized_pnl is gross, with its fees beside it)",
+    )
     canceled_orders = serializers.IntegerField()
 
 

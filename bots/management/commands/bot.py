@@ -33,7 +33,7 @@ class Command(BaseCommand):
                 result = bot_stop(bot=bot)
                 self.stdout.write(
                     self.style.SUCCESS(
-                        f"{bot.name} stopped: {result.closed_positions} position(s) closed, realized PnL "
+                        f"{bot.name} stopped: {result.closed_positions} position(s) closed, realized PnL after fees "
                         f"{money(result.realized_pnl, currency=bot.quote_currency)}, {result.canceled_orders} order(s) canceled"
                     )
                 )

@@ -189,7 +189,7 @@ export function wireControls(root, onDone) {
       const bot = command === "stop" ? answer.bot : answer;
       applyStatus(controls, bot.status);
       if (command === "stop") {
-        toast(`${botName} stopped: ${answer.closed_positions} position(s) closed, realized PnL ${fmtMoney(answer.realized_pnl, quote)}`, "warning");
+        toast(`${botName} stopped: ${answer.closed_positions} position(s) closed, realized PnL after fees ${fmtMoney(answer.realized_pnl, quote)}`, "warning");
       } else {
         toast(`${botName} ${bot.status}`);
       }
