@@ -8,12 +8,14 @@ a domain service, Django itself)::
 
 `fields` is present only for field errors. Domain errors from the bot services map to 409
 (`InvalidTransition`, `BotBusy`: the bot is not in a state that allows the command) or 400
-(`BotConfigurationError` and any other `BotError`: the message is written for the user).
+(`BotConfigurationError` and any other `BotError`: the message is written for the user), with
+the exception's name as the code in DRF's style (`invalid_transition`, `bot_busy`, ...).
 """
 
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Mapping
 from typing import IO, Any
 
@@ -70,6 +72,11 @@ class Conflict(exceptions.APIException):
     default_code = "conflict"
 
 
+def _snake(name: str) -> str:
+    """`InvalidTransition` → `invalid_transition`: codes share DRF's style (`not_found`, ...)."""
+    return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
+
+
 def _domain_status(exc: BotError) -> int:
     # Imported by name so the lead's later additions (BotBusy, ...) map without touching this.
     from bots import exceptions as bot_exceptions
@@ -88,7 +95,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
     if isinstance(exc, BotError):
         code = _domain_status(exc)
         return Response(
-            error_body(status_code=code, code=type(exc).__name__, message=str(exc) or "The command failed."),
+            error_body(status_code=code, code=_snake(type(exc).__name__), message=str(exc) or "The command failed."),
             status=code,
         )
     if isinstance(exc, DjangoValidationError):

@@ -154,7 +154,7 @@ def test_an_impossible_transition_is_a_409(api, user):
     assert response.status_code == 409
     assert response.json()["error"] == {
         "status": 409,
-        "code": "InvalidTransition",
+        "code": "invalid_transition",
         "message": "cannot go from inactive to paused",
     }
 
