@@ -26,6 +26,11 @@ MIN_INTERVAL_SECONDS = 5
 MAX_INTERVAL_SECONDS = 86400
 
 
+def quote_of(symbol: str) -> str:
+    """The quote currency of a ccxt symbol: `BTC/USD` → `USD`, `XRP/USDT:USDT` → `USDT`."""
+    return symbol.split("/")[-1].split(":")[0]
+
+
 def validate_positive(value: Decimal) -> None:
     if value <= 0:
         raise ValidationError("Ensure this value is greater than 0.")
@@ -42,7 +47,7 @@ def validate_symbols(symbols: Any) -> None:
     if len(set(symbols)) != len(symbols):
         raise ValidationError("a symbol appears more than once")
     # One account, one currency: cash, margin and PnL of every symbol are in the same quote.
-    quotes = sorted({s.split("/")[1].split(":")[0] for s in symbols})
+    quotes = sorted({quote_of(s) for s in symbols})
     if len(quotes) > 1:
         raise ValidationError(f"all symbols must share one quote currency (the account's); got {', '.join(quotes)}")
 
@@ -171,8 +176,7 @@ class Bot(models.Model):
 
     @property
     def quote_currency(self) -> str:
-        first = self.symbols[0] if self.symbols else "BTC/USD"
-        return str(first).split("/")[1].split(":")[0]
+        return quote_of(str(self.symbols[0])) if self.symbols else "USD"
 
     def risk_limits(self) -> RiskLimits:
         return RiskLimits(

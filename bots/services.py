@@ -26,7 +26,7 @@ from alerts.models import Alert
 from alerts.services import alert_raise
 from bots.decision_makers import ensure_runnable
 from bots.exceptions import BotBusy, BotConfigurationError, InvalidTransition
-from bots.models import Bot
+from bots.models import Bot, quote_of
 from trading.models import Order, Position
 from trading.numbers import money
 
@@ -138,7 +138,7 @@ def bot_change_problem(*, bot: Bot, fields: dict[str, Any]) -> str:
     if has_run and isinstance(symbols, list) and symbols and isinstance(symbols[0], str):
         # The account's money is in the quote currency: another quote would relabel it (10,000
         # USD becoming 10,000 BTC) and mix currencies in its history.
-        quote = symbols[0].split("/")[-1].split(":")[0]
+        quote = quote_of(symbols[0])
         if quote != bot.quote_currency:
             return (
                 f"the quote currency cannot change after the bot has run (its account is in "
@@ -168,12 +168,17 @@ def bot_delete_problem(*, bot: Bot) -> str:
     """Why the bot cannot be deleted now, or "": deleting would drop positions no one closes."""
     if bot.status not in (Bot.Status.INACTIVE, Bot.Status.STOPPED):
         return f"stop the bot before deleting it (it is {bot.status})"
-    if (
-        bot.positions.filter(status=Position.Status.OPEN).exists()
-        or bot.orders.filter(status__in=Order.ACTIVE_STATUSES).exists()
-    ):
+    if _holds_anything(bot):
         return "the bot still holds positions or open orders; its close-out must finish first"
     return ""
+
+
+def _holds_anything(bot: Bot) -> bool:
+    """An open position or an order still working on the exchange."""
+    return (
+        bot.positions.filter(status=Position.Status.OPEN).exists()
+        or bot.orders.filter(status__in=Order.ACTIVE_STATUSES).exists()
+    )
 
 
 def bot_delete(*, bot: Bot) -> None:
@@ -282,10 +287,7 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
 
     stopped_now = False
     # Whether there is anything to close: if so, the stop that closes it tells the owner.
-    held = (
-        bot.positions.filter(status=Position.Status.OPEN).exists()
-        or bot.orders.filter(status__in=Order.ACTIVE_STATUSES).exists()
-    )
+    held = _holds_anything(bot)
     if bot.status != Bot.Status.STOPPED:
         # next_cycle_at = now: if the closing below cannot finish, a close-out cycle will.
         try:

@@ -12,7 +12,7 @@ import logging
 from collections.abc import Callable, Collection
 from typing import Any
 
-from bots.models import MIN_STARTING_CAPITAL, Bot
+from bots.models import MIN_STARTING_CAPITAL, Bot, quote_of
 from marketdata.exceptions import FeedError
 
 logger = logging.getLogger(__name__)
@@ -38,13 +38,11 @@ def config_problems(*, value: Callable[[str], Any], changed: Collection[str]) ->
         return errors  # not a list of names: the field's own validator says so
     if {"exchange", "symbols", "timeframe"} & set(changed):
         errors.update(
-            market_problems(
-                exchange=value("exchange") or "", symbols=value("symbols") or [], timeframe=value("timeframe") or ""
-            )
+            market_problems(exchange=value("exchange") or "", symbols=symbols, timeframe=value("timeframe") or "")
         )
     if {"starting_capital", "symbols"} & set(changed):
         capital = value("starting_capital")
-        quote = symbols[0].split("/")[-1].split(":")[0] if symbols else ""
+        quote = quote_of(symbols[0]) if symbols else ""
         if capital is not None and quote in USD_QUOTES and capital < MIN_STARTING_CAPITAL:
             errors["starting_capital"] = [
                 f"Ensure this value is greater than or equal to {MIN_STARTING_CAPITAL} (in {quote})."

@@ -61,16 +61,18 @@ class ExchangeAccount(models.Model):
 
     def clean(self) -> None:
         super().clean()
+        before = (
+            None if self.pk is None else type(self).objects.filter(pk=self.pk).values("exchange", "testnet").first()
+        )
+        if before is not None and (before["exchange"], before["testnet"]) == (self.exchange, self.testnet):
+            return  # where the account trades did not change: nothing below to check
         if self.testnet:
             from trading.brokers.ccxt_broker import testnet_problem
 
             problem = testnet_problem(self.exchange)
             if problem:
                 raise ValidationError({"testnet": problem})
-        if self.pk is None:
-            return
-        before = type(self).objects.filter(pk=self.pk).values("exchange", "testnet").first()
-        if before is None or (before["exchange"], before["testnet"]) == (self.exchange, self.testnet):
+        if before is None:
             return
         # A live bot's orders and exits go through this account: moving it to another exchange,
         # or between testnet and real money, would orphan what the bot holds there.

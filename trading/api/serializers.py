@@ -10,7 +10,6 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bots.selectors import PositionMark
-from trading.brokers.ccxt_broker import testnet_problem
 from trading.models import ExchangeAccount, Fill, Order, Position
 from tradingagent.api import unique_for_owner
 
@@ -192,17 +191,11 @@ class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
             message="You already have an exchange account with this label.",
         )
 
-    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        exchange = attrs.get("exchange", getattr(self.instance, "exchange", ""))
-        testnet = attrs.get("testnet", getattr(self.instance, "testnet", True))
-        touched = self.instance is None or bool({"exchange", "testnet"} & attrs.keys())
-        problem = testnet_problem(exchange) if touched and testnet and exchange else ""
-        if problem:
-            raise serializers.ValidationError({"testnet": [problem + "."]})
-        return attrs
-
     def create(self, validated_data: dict[str, Any]) -> ExchangeAccount:
-        return ExchangeAccount.objects.create(owner=self.context["request"].user, **validated_data)
+        account = ExchangeAccount(owner=self.context["request"].user, **validated_data)
+        account.clean()  # the model's rules (a testnet the exchange has); ValidationError → 400
+        account.save()
+        return account
 
     def update(self, instance: ExchangeAccount, validated_data: dict[str, Any]) -> ExchangeAccount:
         for key, value in validated_data.items():

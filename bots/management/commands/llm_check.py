@@ -18,7 +18,7 @@ from django.utils import timezone
 from bots.decisions import AccountView, DecisionContext, RiskLimitsView
 from bots.llm import PROVIDERS, decision_maker_class, ensure_configured
 from bots.llm.exceptions import LLMNotConfigured
-from bots.models import Bot
+from bots.models import Bot, quote_of
 from trading.numbers import plain
 
 FLAT_EQUITY = Decimal(10000)
@@ -75,7 +75,7 @@ class Command(BaseCommand):
         except (FeedError, ValueError) as exc:
             raise CommandError(f"no market data for {', '.join(symbols)} on {options['exchange']}: {exc}") from None
 
-        quote = symbols[0].split("/")[1].split(":")[0] if "/" in symbols[0] else "USD"
+        quote = quote_of(symbols[0]) if "/" in symbols[0] else "USD"
         ctx = DecisionContext(
             bot_id=0,
             bot_name="llm_check",
