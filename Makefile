@@ -10,7 +10,7 @@ PY := $(VENV)/bin/python
 # Reinstall only when a requirements file changed since the last successful install.
 SETUP_STAMP := $(VENV)/.setup-stamp
 # Every Django app (a folder with apps.py), the project package and the scripts.
-APPS := $(patsubst %/apps.py,%,$(wildcard */apps.py)) tradingagent scripts
+APPS := $(patsubst %/apps.py,%,$(wildcard */apps.py)) core tradingagent scripts
 PYTEST_ARGS ?=
 
 .PHONY: help setup run test lint format typecheck pytest chromium clean

@@ -25,20 +25,9 @@ from bots.services import (
     bot_update,
 )
 from bots.validation import config_problems
+from core.admin import OwnerScopedAdmin
 from trading.models import ExchangeAccount
 from trading.numbers import money
-
-
-class OwnedAdmin(admin.ModelAdmin):
-    """Non-superusers see only their own rows (DESIGN: ownership holds in the admin too)."""
-
-    owner_lookup = "owner"
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        return qs.filter(**{self.owner_lookup: request.user})
 
 
 class SymbolsField(forms.JSONField):
@@ -102,7 +91,8 @@ class BotAdminForm(forms.ModelForm):
 
 
 @admin.register(Bot)
-class BotAdmin(OwnedAdmin):
+class BotAdmin(OwnerScopedAdmin):
+    owner_path = "owner"
     form = BotAdminForm
     list_display = (
         "name",
@@ -258,8 +248,7 @@ class LLMCallInline(admin.TabularInline):
 
 
 @admin.register(Cycle)
-class CycleAdmin(OwnedAdmin):
-    owner_lookup = "bot__owner"
+class CycleAdmin(OwnerScopedAdmin):
     list_display = (
         "bot",
         "slot",
@@ -291,8 +280,7 @@ class CycleAdmin(OwnedAdmin):
 
 
 @admin.register(LLMCall)
-class LLMCallAdmin(OwnedAdmin):
-    owner_lookup = "bot__owner"
+class LLMCallAdmin(OwnerScopedAdmin):
     list_display = (
         "created_at",
         "bot",

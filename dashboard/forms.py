@@ -5,7 +5,7 @@ from typing import Any, cast
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from tradingagent.auth_api import authenticate_login
+from core.auth import authenticate_login
 
 
 class LoginForm(AuthenticationForm):

@@ -19,10 +19,10 @@ from rest_framework.request import Request
 from alerts.models import Alert
 from bots import selectors
 from bots.models import Bot
+from core.api import AuthThrottle
 from dashboard.forms import LoginForm
 from dashboard.templatetags.money import price_decimals
 from trading.models import EquitySnapshot
-from tradingagent.api import AuthThrottle
 
 RECENT_ALERTS = 10
 

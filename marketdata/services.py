@@ -30,6 +30,7 @@ import redis
 from django.conf import settings
 from django.db import DatabaseError, transaction
 
+from core.redis import redis_client
 from marketdata.exceptions import FeedError, PermanentFeedError, TransientFeedError, UnknownMarketError
 from marketdata.feeds import Feed, get_feed
 from marketdata.indicators import compute_indicators, decimal_text, resample
@@ -288,20 +289,6 @@ def available_timeframes(*, exchange: str, symbol: str, feed: Feed | None = None
 
 
 # --- the shared fetch ------------------------------------------------------------------------
-
-_redis_clients: dict[str, redis.Redis] = {}
-_redis_lock = threading.Lock()
-
-
-def redis_client() -> redis.Redis:
-    """One client (and connection pool, thread-safe) per process for `settings.REDIS_URL`."""
-    url = str(settings.REDIS_URL)
-    with _redis_lock:
-        client = _redis_clients.get(url)
-        if client is None:
-            client = redis.Redis.from_url(url, socket_timeout=10, socket_connect_timeout=5)
-            _redis_clients[url] = client
-        return client
 
 
 def _shared_fetch(

@@ -17,58 +17,15 @@ from typing import TYPE_CHECKING, Any
 
 from django import forms
 from django.contrib import admin
-from django.db.models import ForeignKey, Model, QuerySet
-from django.forms import ModelChoiceField
 from django.http import HttpRequest
 
+from core.admin import OwnerScopedAdmin
 from trading.models import EquitySnapshot, ExchangeAccount, Fill, Order, Position
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups
 
 SECRET_FIELDS = ("api_key", "api_secret", "passphrase")
-
-
-class OwnerScopedAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
-    """Limits rows, related choices and object permissions to the user's own rows (unless superuser)."""
-
-    owner_path = "bot__owner"  # lookup from this model to its owning user
-
-    def _scoped(self, request: HttpRequest) -> bool:
-        return not getattr(request.user, "is_superuser", False)
-
-    def get_queryset(self, request: HttpRequest) -> QuerySet[Any]:
-        queryset = super().get_queryset(request)
-        if self._scoped(request):
-            queryset = queryset.filter(**{self.owner_path: request.user})
-        return queryset
-
-    def _owns(self, request: HttpRequest, obj: Model | None) -> bool:
-        if obj is None or not self._scoped(request):
-            return True
-        return self.get_queryset(request).filter(pk=obj.pk).exists()
-
-    def has_view_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_view_permission(request, obj) and self._owns(request, obj)
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_change_permission(request, obj) and self._owns(request, obj)
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return super().has_delete_permission(request, obj) and self._owns(request, obj)
-
-    def formfield_for_foreignkey(
-        self, db_field: ForeignKey[Any, Any], request: HttpRequest, **kwargs: Any
-    ) -> ModelChoiceField | None:  # type: ignore[type-arg]
-        field = super().formfield_for_foreignkey(db_field, request, **kwargs)
-        if field is None or field.queryset is None or not self._scoped(request):
-            return field
-        label = field.queryset.model._meta.label
-        if label in ("bots.Bot", "trading.ExchangeAccount"):
-            field.queryset = field.queryset.filter(owner=request.user)
-        elif label in ("bots.Cycle", "trading.Position", "trading.Order"):
-            field.queryset = field.queryset.filter(bot__owner=request.user)
-        return field
 
 
 class ReadOnlyRecordAdmin(OwnerScopedAdmin):

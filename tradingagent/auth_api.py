@@ -5,11 +5,11 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.contrib.auth import authenticate, get_user_model, password_validation
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth import get_user_model, password_validation
+from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
-from django.http import Http404, HttpRequest
+from django.http import Http404
 from drf_spectacular.utils import extend_schema, inline_serializer
 from rest_framework import exceptions, generics, permissions, serializers, status
 from rest_framework.request import Request
@@ -18,7 +18,8 @@ from rest_framework.views import APIView
 from rest_framework_simplejwt.tokens import RefreshToken
 from rest_framework_simplejwt.views import TokenRefreshView
 
-from tradingagent.api import AuthThrottle
+from core.api import AuthThrottle
+from core.auth import authenticate_login
 
 logger = logging.getLogger(__name__)
 
@@ -92,17 +93,6 @@ class RegisterView(APIView):
 class LoginSerializer(serializers.Serializer[Any]):
     email = serializers.CharField(max_length=254, help_text="email address (or username)")
     password = serializers.CharField(write_only=True, max_length=128, style={"input_type": "password"})
-
-
-def authenticate_login(*, request: HttpRequest | None, login: str, password: str) -> AbstractBaseUser | None:
-    """The user for an email (or username) and password, or None; shared by the API and the login page."""
-    username = login
-    if "@" in login:
-        match = User.objects.filter(email__iexact=login).order_by("pk").values_list("username", flat=True).first()
-        if match is not None:
-            username = match
-    user = authenticate(request, username=username, password=password)
-    return None if user is None or isinstance(user, AnonymousUser) else user
 
 
 class TokenObtainView(APIView):

@@ -18,7 +18,7 @@ from pathlib import Path
 import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
-from tradingagent.env import (
+from core.env import (
     env_bool,
     env_choice,
     env_decimal,
@@ -71,9 +71,9 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     # Unknown /api/ paths answer JSON under DEBUG too; outside CommonMiddleware, which may still
     # turn the 404 into an APPEND_SLASH redirect first.
-    "tradingagent.api.NotFoundMiddleware",
+    "core.api.NotFoundMiddleware",
     # Django's, but an API write to a path without its slash is a JSON 404, not a redirect.
-    "tradingagent.api.ApiCommonMiddleware",
+    "core.api.ApiCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
@@ -236,15 +236,15 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
     # DRF's defaults, with a JSON parser that answers a body nested too deeply with a 400.
     "DEFAULT_PARSER_CLASSES": [
-        "tradingagent.api.JSONParser",
+        "core.api.JSONParser",
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "tradingagent.api.Pagination",
+    "DEFAULT_PAGINATION_CLASS": "core.api.Pagination",
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
-    "EXCEPTION_HANDLER": "tradingagent.api.exception_handler",
-    "DEFAULT_THROTTLE_CLASSES": ["tradingagent.api.AnonThrottle", "tradingagent.api.UserThrottle"],
+    "EXCEPTION_HANDLER": "core.api.exception_handler",
+    "DEFAULT_THROTTLE_CLASSES": ["core.api.AnonThrottle", "core.api.UserThrottle"],
     "DEFAULT_THROTTLE_RATES": {
         "anon": env_str("API_THROTTLE_ANON", "120/min"),
         "user": env_str("API_THROTTLE_USER", "1200/min"),

@@ -29,7 +29,7 @@ urlpatterns = [
 ]
 
 # Unknown /api/ paths and server errors answer in the API's one error format (unknown /api/ paths
-# under DEBUG too: tradingagent.api.NotFoundMiddleware).
-handler400 = "tradingagent.api.handler400"
-handler404 = "tradingagent.api.handler404"
-handler500 = "tradingagent.api.handler500"
+# under DEBUG too: core.api.NotFoundMiddleware).
+handler400 = "core.api.handler400"
+handler404 = "core.api.handler404"
+handler500 = "core.api.handler500"

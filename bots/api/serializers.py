@@ -31,8 +31,8 @@ from bots.models import (
 from bots.selectors import BotAccount, Performance
 from bots.services import EDITABLE_FIELDS
 from bots.validation import config_problems
+from core.api import unique_for_owner
 from trading.models import ExchangeAccount, Order
-from tradingagent.api import unique_for_owner
 
 logger = logging.getLogger(__name__)
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import logging
 import random
-import threading
 import time
 import uuid
 from collections.abc import Callable
 
 import redis
 from django.conf import settings
+
+from core.redis import redis_client
 
 logger = logging.getLogger(__name__)
 
@@ -39,19 +40,6 @@ if wait < 1 then wait = 1 end
 return wait
 """
 
-_clients: dict[str, redis.Redis] = {}
-_clients_lock = threading.Lock()
-
-
-def _client(url: str) -> redis.Redis:
-    # One connection pool per URL and process; redis-py clients are thread-safe.
-    with _clients_lock:
-        client = _clients.get(url)
-        if client is None:
-            client = redis.Redis.from_url(url, socket_timeout=5, socket_connect_timeout=5)
-            _clients[url] = client
-        return client
-
 
 def rate_limit_key(provider: str, model: str, *, prefix: str = KEY_PREFIX) -> str:
     return f"{prefix}:{provider}:{model}"
@@ -72,7 +60,7 @@ class RateLimiter:
         self.limit = limit
         self.key_prefix = key_prefix
         self.window_ms = max(1, int(window_seconds * 1000))
-        self._redis = _client(redis_url or settings.REDIS_URL)
+        self._redis = redis_client(url=redis_url, socket_timeout=5)
         self._script = self._redis.register_script(_ACQUIRE)
         self._sleep = sleep
 

@@ -10,8 +10,8 @@ from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
 from bots.selectors import PositionMark
+from core.api import unique_for_owner
 from trading.models import ExchangeAccount, Fill, Order, Position
-from tradingagent.api import unique_for_owner
 
 
 class PositionSerializer(serializers.ModelSerializer[Position]):

@@ -11,10 +11,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from bots import selectors
+from core.api import Conflict
 from trading.api.filters import FillFilter, OrderFilter, PositionFilter
 from trading.api.serializers import ExchangeAccountSerializer, FillSerializer, OrderSerializer, PositionSerializer
 from trading.models import ExchangeAccount, Fill, Order, Position
-from tradingagent.api import Conflict
 
 logger = logging.getLogger(__name__)
 

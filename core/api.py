@@ -1,4 +1,4 @@
-"""Project-wide API pieces: the error format, the JSON parser, pagination and throttles (auth views: auth_api).
+"""Shared API pieces: the error format, the JSON parser, pagination and throttles (auth views: auth_api).
 
 Every error the API returns has one shape, whatever raised it (a serializer, a permission check,
 a domain service, Django itself)::
@@ -6,10 +6,11 @@ a domain service, Django itself)::
     {"error": {"status": 400, "code": "invalid", "message": "Invalid input.",
                "fields": {"starting_capital": ["Ensure this value is greater than or equal to 100."]}}}
 
-`fields` is present only for field errors. Domain errors from the bot services map to 409
-(`InvalidTransition`, `BotBusy`: the bot is not in a state that allows the command) or 400
-(`BotConfigurationError` and any other `BotError`: the message is written for the user), with
-the exception's name as the code in DRF's style (`invalid_transition`, `bot_busy`, ...).
+`fields` is present only for field errors. Domain errors (`core.errors.DomainError` and its
+subclasses in the apps) are answered with the HTTP status the error class carries: 409 when the
+resource's state does not allow the command (`InvalidTransition`, `BotBusy`), 400 otherwise (the
+message is written for the user), with the exception's name as the code in DRF's style
+(`invalid_transition`, `bot_busy`, ...). This module knows no app.
 """
 
 from __future__ import annotations
@@ -34,7 +35,7 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.throttling import AnonRateThrottle, ScopedRateThrottle, UserRateThrottle
 
-from bots.exceptions import BotError, InvalidTransition
+from core.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
@@ -77,23 +78,13 @@ def _snake(name: str) -> str:
     return re.sub(r"(?<!^)(?=[A-Z])", "_", name).lower()
 
 
-def _domain_status(exc: BotError) -> int:
-    # Imported by name so the lead's later additions (BotBusy, ...) map without touching this.
-    from bots import exceptions as bot_exceptions
-
-    busy = getattr(bot_exceptions, "BotBusy", None)
-    if isinstance(exc, InvalidTransition) or (busy is not None and isinstance(exc, busy)):
-        return status.HTTP_409_CONFLICT
-    return status.HTTP_400_BAD_REQUEST
-
-
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     """DRF's handler, then reshaped into the one error format; domain errors mapped to 400/409."""
     # Imported here: rest_framework.views reads the settings that name this module's throttles.
     from rest_framework.views import exception_handler as drf_exception_handler
 
-    if isinstance(exc, BotError):
-        code = _domain_status(exc)
+    if isinstance(exc, DomainError):
+        code = exc.http_status
         return Response(
             error_body(status_code=code, code=_snake(type(exc).__name__), message=str(exc) or "The command failed."),
             status=code,
