@@ -42,10 +42,11 @@ test: setup chromium  ## ruff, mypy and the whole pytest suite (PostgreSQL + Red
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
 	echo "make test: all checks passed"
 
-lint: setup  ## ruff check and ruff format --check
+lint: setup  ## ruff check, ruff format --check, and the layering contracts (import-linter, pyproject.toml)
 	@rc=0; \
 	$(VENV)/bin/ruff check . || rc=1; \
 	$(VENV)/bin/ruff format --check . || rc=1; \
+	$(VENV)/bin/lint-imports --no-cache --no-logo || rc=1; \
 	exit $$rc
 
 format: setup  ## apply ruff's fixes and formatting

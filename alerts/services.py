@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 from typing import Any
 
 from django.db import transaction
@@ -35,3 +36,15 @@ def alert_raise(
         realtime.publish_alert(alert)
     logger.info("alert %s/%s for user %s: %s", kind, severity, owner_id, message)
     return alert
+
+
+# What other apps name alerts with (they reach alerts only through this module and realtime).
+AlertKind = Alert.Kind
+AlertSeverity = Alert.Severity
+
+
+def alert_raised_since(*, bot_id: int, kind: str, since: datetime, payload_flag: str) -> bool:
+    """Whether the bot already has an alert of `kind` since `since` whose payload sets `payload_flag`."""
+    return Alert.objects.filter(
+        bot_id=bot_id, kind=kind, created_at__gte=since, **{f"payload__{payload_flag}": True}
+    ).exists()

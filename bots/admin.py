@@ -11,20 +11,18 @@ from django.forms.fields import InvalidJSONInput
 from django.http import HttpRequest, HttpResponseRedirect
 from django.urls import reverse
 
+from bots import rules
 from bots.exceptions import BotConfigurationError, BotError
 from bots.models import Bot, Cycle, LLMCall
 from bots.services import (
     EDITABLE_FIELDS,
-    bot_change_problem,
     bot_create,
     bot_delete,
-    bot_delete_problem,
     bot_pause,
     bot_start,
     bot_stop,
     bot_update,
 )
-from bots.validation import config_problems
 from core.admin import OwnerScopedAdmin
 from trading.models import ExchangeAccount
 from trading.numbers import money
@@ -69,15 +67,21 @@ class BotAdminForm(forms.ModelForm):
             except ObjectDoesNotExist:  # a relation not chosen yet
                 return None
 
-        for field, problems in config_problems(value=value, changed=changed).items():
+        # The rules are bots.rules'; the form only maps them onto its fields.
+        values = {name: value(name) for name in (*EDITABLE_FIELDS, "owner")}
+        current = Bot.objects.get(pk=self.instance.pk) if editing else None
+        field_errors = rules.bot_config_errors(values=values, bot=None, changed=changed)
+        for field, problems in field_errors.items():
             if field not in self.errors:  # one message per field ("required" is not said twice)
                 self.add_error(field if field in self.fields else None, problems)
-        owner, account = value("owner"), value("exchange_account")
-        if owner is not None and account is not None and account.owner_id != owner.pk and "exchange_account" in changed:
-            self.add_error("exchange_account", "This exchange account belongs to another user.")
-        if editing and not self.errors:
-            current = Bot.objects.get(pk=self.instance.pk)
-            problem = bot_change_problem(bot=current, fields=self.changed_fields())
+        owner = value("owner")
+        problem = rules.account_owner_problem(
+            owner_id=owner.pk if owner is not None else None, account=value("exchange_account")
+        )
+        if problem and "exchange_account" in changed:
+            self.add_error("exchange_account", problem)
+        if current is not None and not self.errors:
+            problem = rules.change_problem(bot=current, fields=self.changed_fields())
             if problem:
                 raise ValidationError(problem + ".")
         return cleaned
@@ -126,6 +130,7 @@ class BotAdmin(OwnerScopedAdmin):
         "created_at",
         "updated_at",
     )
+    list_select_related = ("owner", "account")
     actions = ("start_bots", "pause_bots", "stop_bots")
     fieldsets = (
         (None, {"fields": ("owner", "name", "provider", "model", "mode", "exchange_account", "live_confirmed")}),
@@ -146,6 +151,30 @@ class BotAdmin(OwnerScopedAdmin):
         ),
         ("State (read-only)", {"fields": readonly_fields}),
     )
+
+    # The account's state is the trading account's (trading.TradingAccount), shown read-only here.
+    @staticmethod
+    def _account_value(obj: Bot, name: str) -> Any:
+        try:
+            return getattr(obj.account, name)
+        except ObjectDoesNotExist:  # a bot being added has no account yet
+            return None
+
+    @admin.display(description="cash")
+    def cash(self, obj: Bot) -> Any:
+        return self._account_value(obj, "cash")
+
+    @admin.display(description="peak equity")
+    def peak_equity(self, obj: Bot) -> Any:
+        return self._account_value(obj, "peak_equity")
+
+    @admin.display(description="day start equity")
+    def day_start_equity(self, obj: Bot) -> Any:
+        return self._account_value(obj, "day_start_equity")
+
+    @admin.display(description="day start date")
+    def day_start_date(self, obj: Bot) -> Any:
+        return self._account_value(obj, "day_start_date")
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
         # A bot's owner is fixed once created: its account, history and streams are theirs.
@@ -180,7 +209,7 @@ class BotAdmin(OwnerScopedAdmin):
     def delete_view(self, request: HttpRequest, object_id: str, extra_context: Any = None) -> Any:
         # As in the API: a bot that runs or holds positions is stopped first, not deleted with them.
         bot = self.get_object(request, object_id)
-        problem = bot_delete_problem(bot=bot) if bot is not None else ""
+        problem = rules.delete_problem(bot=bot) if bot is not None else ""
         if bot is not None and problem:
             self.message_user(request, f"{bot.name} was not deleted: {problem}.", messages.ERROR)
             return HttpResponseRedirect(reverse("admin:bots_bot_change", args=[bot.pk]))

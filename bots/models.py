@@ -4,10 +4,19 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 
+from bots.providers import BASELINE, provider_choices
+from bots.rules import (
+    MAX_INTERVAL_SECONDS,
+    MAX_STARTING_CAPITAL,
+    MAX_TRADES_PER_DAY,
+    MIN_INTERVAL_SECONDS,
+    quote_of,
+    validate_positive,
+    validate_symbols,
+)
 from trading.models import money_field
 from trading.risk_types import RiskLimits
 
@@ -16,40 +25,7 @@ def pct_field(**kwargs: Any) -> models.DecimalField:
     return models.DecimalField(max_digits=7, decimal_places=3, **kwargs)
 
 
-# Limits every surface (API, admin, services) enforces through the model's validators.
-MIN_STARTING_CAPITAL = Decimal(100)  # in a dollar quote (bots.validation: USD_QUOTES); positive otherwise
-MAX_STARTING_CAPITAL = Decimal(1_000_000_000_000)
-MAX_SYMBOLS = 20
-MAX_TRADES_PER_DAY = 1000
-MIN_INTERVAL_SECONDS = 5
-# A day: the dispatcher computes slots as datetimes, and beyond this a cycle would never run.
-MAX_INTERVAL_SECONDS = 86400
-
-
-def quote_of(symbol: str) -> str:
-    """The quote currency of a ccxt symbol: `BTC/USD` → `USD`, `XRP/USDT:USDT` → `USDT`."""
-    return symbol.split("/")[-1].split(":")[0]
-
-
-def validate_positive(value: Decimal) -> None:
-    if value <= 0:
-        raise ValidationError("Ensure this value is greater than 0.")
-
-
-def validate_symbols(symbols: Any) -> None:
-    """A bot's symbols: a field validator, so a form that already flagged the field skips it."""
-    if not isinstance(symbols, list) or not all(isinstance(s, str) and "/" in s for s in symbols):
-        raise ValidationError('a list of symbols such as ["BTC/USD"]')
-    if not symbols:
-        raise ValidationError("at least one symbol")
-    if len(symbols) > MAX_SYMBOLS:
-        raise ValidationError(f"at most {MAX_SYMBOLS} symbols")
-    if len(set(symbols)) != len(symbols):
-        raise ValidationError("a symbol appears more than once")
-    # One account, one currency: cash, margin and PnL of every symbol are in the same quote.
-    quotes = sorted({quote_of(s) for s in symbols})
-    if len(quotes) > 1:
-        raise ValidationError(f"all symbols must share one quote currency (the account's); got {', '.join(quotes)}")
+# The rules of a bot's configuration, single fields included, live in bots.rules.
 
 
 def default_interval() -> int:
@@ -69,17 +45,14 @@ class Bot(models.Model):
         PAPER = "paper"
         LIVE = "live"
 
-    class Provider(models.TextChoices):
-        BASELINE = "baseline", "Rule baseline (no LLM)"
-        ANTHROPIC = "anthropic", "Anthropic (Claude)"
-        OPENAI = "openai", "OpenAI (GPT)"
-        DEEPSEEK = "deepseek", "DeepSeek"
-        GEMINI = "gemini", "Google Gemini"
-        OPENAI_COMPATIBLE = "openai_compatible", "OpenAI-compatible server"
+    # The decision-maker providers, from their registry (bots.providers): `Bot.Provider.BASELINE`, ...
+    Provider = models.TextChoices(  # type: ignore[misc,call-overload]
+        "Provider", [(name.upper(), (name, label)) for name, label in provider_choices()]
+    )
 
     owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="bots")
     name = models.CharField(max_length=100)
-    provider = models.CharField(max_length=32, choices=Provider.choices, default=Provider.BASELINE)
+    provider = models.CharField(max_length=32, choices=Provider.choices, default=BASELINE)
     model = models.CharField(max_length=100, help_text="model name, or the baseline's name")
     exchange = models.CharField(max_length=32, default="coinbase", help_text="ccxt id of the market data exchange")
     symbols = models.JSONField(default=list, validators=[validate_symbols], help_text='ccxt symbols, e.g. ["BTC/USD"]')
@@ -141,11 +114,7 @@ class Bot(models.Model):
     lease_owner = models.CharField(max_length=64, blank=True)
     lease_until = models.DateTimeField(null=True, blank=True)
 
-    # Account state (paper): free cash in the quote currency, and the marks the breakers use.
-    cash = money_field(default=Decimal(0))
-    peak_equity = money_field(default=Decimal(0))
-    day_start_equity = money_field(default=Decimal(0))
-    day_start_date = models.DateField(null=True, blank=True)
+    # The account (cash and the breakers' marks) is trading.TradingAccount (`bot.account`).
     consecutive_failures = models.PositiveIntegerField(default=0)
 
     # LLM totals (kept on the row so the leaderboard needs no aggregation over calls).

@@ -18,17 +18,29 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth.models import User
-from django.db.models import Exists, OuterRef, Q
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from alerts import realtime
-from alerts.models import Alert
-from alerts.services import alert_raise
-from bots.decision_makers import ensure_runnable
-from bots.exceptions import BotBusy, BotConfigurationError, InvalidTransition
-from bots.models import Bot, quote_of
-from trading.models import Order, Position
+from alerts.services import AlertKind, AlertSeverity, alert_raise
+from bots import rules
+from bots.exceptions import BotBusy, BotConfigurationError, BotError, InvalidTransition
+from bots.models import Bot
+from marketdata.services import markets_now
+from trading.brokers import broker_for_account
+from trading.brokers.base import Broker, BrokerError
+from trading.executors import executor_for
+from trading.models import ExchangeAccount, Position
 from trading.numbers import money
+from trading.services import (
+    exchange_account_save,
+    orders_cancel_open,
+    positions_close_all,
+    trading_account_open,
+    trading_account_refund,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -53,8 +65,6 @@ EDITABLE_FIELDS = (
     "live_confirmed",
     "interval_seconds",
 )
-# Changing these after the bot traded would rewrite its history.
-FROZEN_AFTER_START = ("starting_capital", "mode", "exchange_account")
 
 
 # --- Slots -----------------------------------------------------------------------------------------
@@ -89,13 +99,12 @@ def bot_create(*, owner: User, data: dict[str, Any]) -> Bot:
     """Create a bot (inactive) with its paper account funded with the starting capital."""
     fields = {k: v for k, v in data.items() if k in EDITABLE_FIELDS}
     bot = Bot(owner=owner, **fields)
-    capital = bot.starting_capital
-    bot.cash = capital
-    bot.peak_equity = capital
-    bot.day_start_equity = capital
-    bot.day_start_date = timezone.now().date()
     bot.full_clean()
-    bot.save()
+    with transaction.atomic():
+        bot.save()
+        trading_account_open(
+            bot_id=bot.pk, owner_id=bot.owner_id, capital=bot.starting_capital, today=timezone.now().date()
+        )
     return bot
 
 
@@ -103,7 +112,7 @@ def bot_update(*, bot: Bot, data: dict[str, Any]) -> Bot:
     """Change a bot's settings; capital, mode and account are frozen once it has run, and the
     markets of an open position cannot be taken away from it."""
     fields = {k: v for k, v in data.items() if k in EDITABLE_FIELDS and getattr(bot, k) != v}
-    problem = bot_change_problem(bot=bot, fields=fields)
+    problem = rules.change_problem(bot=bot, fields=fields)
     if problem:
         raise BotConfigurationError(problem)
     has_run = bot.cycles.exists()
@@ -115,75 +124,21 @@ def bot_update(*, bot: Bot, data: dict[str, Any]) -> Bot:
         # form's confirmation box ticked in the same edit).
         bot.live_confirmed = False
         update.append("live_confirmed")
-    if "starting_capital" in fields and not has_run:
-        bot.cash = bot.peak_equity = bot.day_start_equity = bot.starting_capital
-        update += ["cash", "peak_equity", "day_start_equity"]
     bot.full_clean()
-    # Only the fields that changed: the row's state (cash, status, lease) moves under us while a
-    # request is validated, and writing back a stale copy would undo fills or a breaker.
-    bot.save(update_fields=update)
+    with transaction.atomic():
+        # Only the fields that changed: the row's state (status, lease) moves under us while a
+        # request is validated, and writing back a stale copy would undo a breaker.
+        bot.save(update_fields=update)
+        if "starting_capital" in fields and not has_run:
+            trading_account_refund(bot_id=bot.pk, capital=bot.starting_capital)
     if "interval_seconds" in fields:
         Bot.objects.filter(pk=bot.pk, status=Bot.Status.ACTIVE).update(next_cycle_at=first_slot(bot=bot))
     return bot
 
 
-def bot_change_problem(*, bot: Bot, fields: dict[str, Any]) -> str:
-    """Why these changed settings cannot be applied to the bot as it is now, or ""."""
-    fields = {k: v for k, v in fields.items() if getattr(bot, k) != v}
-    frozen = [k for k in FROZEN_AFTER_START if k in fields]
-    has_run = bool(frozen or "symbols" in fields) and bot.cycles.exists()
-    if frozen and has_run:
-        return f"{', '.join(frozen)} cannot change after the bot has run; create a new bot"
-    symbols = fields.get("symbols")
-    if has_run and isinstance(symbols, list) and symbols and isinstance(symbols[0], str):
-        # The account's money is in the quote currency: another quote would relabel it (10,000
-        # USD becoming 10,000 BTC) and mix currencies in its history.
-        quote = quote_of(symbols[0])
-        if quote != bot.quote_currency:
-            return (
-                f"the quote currency cannot change after the bot has run (its account is in "
-                f"{bot.quote_currency}, not {quote}); create a new bot"
-            )
-    if ("provider" in fields or "model" in fields) and bot.status in (Bot.Status.ACTIVE, Bot.Status.PAUSED):
-        # A running bot must be able to ask its new decision maker: the same check as start.
-        try:
-            ensure_runnable(provider=fields.get("provider", bot.provider), model=fields.get("model", bot.model))
-        except BotConfigurationError as exc:
-            return str(exc)
-    open_symbols = set(bot.positions.filter(status=Position.Status.OPEN).values_list("symbol", flat=True))
-    if open_symbols:
-        # The cycle watches a position's stop through the bot's market data: keep it in view.
-        if "exchange" in fields or "timeframe" in fields:
-            return "exchange and timeframe cannot change while a position is open; close it first"
-        removed = open_symbols - set(fields.get("symbols", bot.symbols))
-        if removed:
-            return f"{', '.join(sorted(removed))} has an open position: close it before removing the symbol"
-    if ("mode" in fields or "exchange_account" in fields) and bot.status != Bot.Status.INACTIVE:
-        # Where and with what money the bot trades changes only while it is not running.
-        return "mode and exchange account can change only while the bot is inactive"
-    return ""
-
-
-def bot_delete_problem(*, bot: Bot) -> str:
-    """Why the bot cannot be deleted now, or "": deleting would drop positions no one closes."""
-    if bot.status not in (Bot.Status.INACTIVE, Bot.Status.STOPPED):
-        return f"stop the bot before deleting it (it is {bot.status})"
-    if _holds_anything(bot):
-        return "the bot still holds positions or open orders; its close-out must finish first"
-    return ""
-
-
-def _holds_anything(bot: Bot) -> bool:
-    """An open position or an order still working on the exchange."""
-    return (
-        bot.positions.filter(status=Position.Status.OPEN).exists()
-        or bot.orders.filter(status__in=Order.ACTIVE_STATUSES).exists()
-    )
-
-
 def bot_delete(*, bot: Bot) -> None:
     """Delete a bot that holds nothing (the API and the admin both delete through here)."""
-    problem = bot_delete_problem(bot=bot)
+    problem = rules.delete_problem(bot=bot)
     if problem:
         raise InvalidTransition(problem)
     bot.delete()
@@ -206,28 +161,7 @@ def _transition(*, bot: Bot, allowed_from: tuple[str, ...], to: str, reason: str
 
 def bot_start(*, bot: Bot, confirm_live: bool = False) -> Bot:
     """Activate a bot; its first cycle runs within one dispatcher tick."""
-    if not bot.symbols:
-        raise BotConfigurationError("the bot has no symbols to trade")
-    ensure_runnable(provider=bot.provider, model=bot.model)
-    if bot.mode == Bot.Mode.LIVE:
-        account = bot.exchange_account
-        if account is None:
-            raise BotConfigurationError("live trading needs an exchange account")
-        if not (confirm_live or bot.live_confirmed):
-            raise BotConfigurationError(
-                "live trading places real orders with real money: confirm it explicitly (confirm_live)"
-            )
-        problem = live_exchange_problem(exchange=bot.exchange, account_exchange=account.exchange)
-        if problem:
-            raise BotConfigurationError(problem)
-        if not account.testnet and settings.MARKET_DATA_FEED != "ccxt":
-            # Real money is never traded on recorded candles; against a testnet, rehearsing on
-            # recorded data is allowed (and is how the live path is tested offline).
-            raise BotConfigurationError(
-                f"real-money trading needs live market data, but MARKET_DATA_FEED is "
-                f"{settings.MARKET_DATA_FEED!r} (recorded candles): set MARKET_DATA_FEED=ccxt"
-            )
-        _ensure_broker(bot)
+    rules.ensure_startable(bot=bot, confirm_live=confirm_live)
     extra: dict[str, Any] = {
         "next_cycle_at": first_slot(bot=bot),
         "consecutive_failures": 0,
@@ -235,32 +169,6 @@ def bot_start(*, bot: Bot, confirm_live: bool = False) -> Bot:
     if bot.mode == Bot.Mode.LIVE:
         extra["live_confirmed"] = True
     return _transition(bot=bot, allowed_from=(Bot.Status.INACTIVE, Bot.Status.PAUSED), to=Bot.Status.ACTIVE, **extra)
-
-
-def live_exchange_problem(*, exchange: str, account_exchange: str) -> str:
-    """Why a live bot's market data is not the market its orders go to, or "".
-
-    The model decides and the risk manager sizes on these prices, so they must be the prices of
-    the exchange that fills the orders.
-    """
-    if exchange == account_exchange:
-        return ""
-    return (
-        f"the bot reads market data from {exchange!r} but its exchange account trades on "
-        f"{account_exchange!r}: a live bot must read the prices of the exchange it trades on"
-    )
-
-
-def _ensure_broker(bot: Bot) -> None:
-    """A live bot whose broker cannot even be built (unknown exchange, no testnet) must not start."""
-    from trading.brokers import broker_for_account
-    from trading.brokers.base import BrokerError
-
-    assert bot.exchange_account is not None
-    try:
-        broker_for_account(bot.exchange_account).close()
-    except BrokerError as exc:
-        raise BotConfigurationError(str(exc)) from None
 
 
 def bot_pause(*, bot: Bot, reason: str = "paused by the owner") -> Bot:
@@ -283,11 +191,9 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
     the lease longer than `lease_wait_seconds` (BotBusy), or the exchange fails, the bot is stopped
     anyway and the dispatcher runs a close-out cycle for it within one tick.
     """
-    from bots.cycle import bot_close_out
-
     stopped_now = False
     # Whether there is anything to close: if so, the stop that closes it tells the owner.
-    held = _holds_anything(bot)
+    held = rules.holds_anything(bot)
     if bot.status != Bot.Status.STOPPED:
         # next_cycle_at = now: if the closing below cannot finish, a close-out cycle will.
         try:
@@ -322,7 +228,7 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
         alert_raise(
             owner_id=bot.owner_id,
             bot_id=bot.pk,
-            kind=Alert.Kind.SYSTEM,
+            kind=AlertKind.SYSTEM,
             message=(
                 f"{bot.name} stopped: {closed} position(s) closed, realized PnL after fees "
                 f"{money(realized, currency=bot.quote_currency)}"
@@ -344,11 +250,119 @@ def bot_trip_breaker(*, bot: Bot, breaker: str, reason: str) -> None:
     alert_raise(
         owner_id=bot.owner_id,
         bot_id=bot.pk,
-        kind=Alert.Kind.RISK,
-        severity=Alert.Severity.CRITICAL,
+        kind=AlertKind.RISK,
+        severity=AlertSeverity.CRITICAL,
         message=f"{bot.name} paused by the {breaker} breaker: {reason}",
         payload={"breaker": breaker, "reason": reason},
     )
+
+
+# --- Close-out (stop) ------------------------------------------------------------------------------
+
+
+def broker_for_bot(bot: Bot) -> Broker | None:
+    """The live broker of a live bot; None for paper (its executor is trading.executors.PaperExecutor)."""
+    if bot.mode != Bot.Mode.LIVE or bot.exchange_account is None:
+        return None
+    return broker_for_account(bot.exchange_account)
+
+
+def bot_close_out(*, bot: Bot) -> tuple[int, Decimal, int]:
+    """Cancel the bot's open orders and close its positions at market; (closed, realized, canceled).
+
+    The caller holds the bot's lease. No decision maker is involved. Exchange failures become a
+    BotError (the bot stays stopped; the dispatcher retries the close-out).
+    """
+    executor = None
+    try:
+        executor = executor_for(bot_id=bot.pk, broker=broker_for_bot(bot))
+        canceled = orders_cancel_open(executor=executor)
+        open_symbols = sorted({p.symbol for p in executor.books.open_positions()})
+        markets = (
+            markets_now(exchange=bot.exchange, symbols=open_symbols, timeframe=bot.timeframe, now=timezone.now())
+            if open_symbols
+            else {}
+        )
+        closed, realized = positions_close_all(
+            executor=executor, markets=markets, reason=Position.CloseReason.BOT_STOPPED
+        )
+    except BrokerError as exc:
+        raise BotError(f"the exchange could not close the positions ({exc}); the close-out is retried") from None
+    finally:
+        if executor is not None:
+            executor.close()
+    if not bot.positions.filter(status=Position.Status.OPEN).exists():
+        Bot.objects.filter(pk=bot.pk, status=Bot.Status.STOPPED).update(next_cycle_at=None)
+    return closed, realized, canceled
+
+
+# --- What a cycle records on its bot -------------------------------------------------------------
+
+
+def bot_count_failure(*, bot: Bot, error: str) -> None:
+    """One more failed cycle; enough in a row trip the repeated-failure breaker."""
+    Bot.objects.filter(pk=bot.pk).update(consecutive_failures=F("consecutive_failures") + 1)
+    bot.refresh_from_db(fields=["consecutive_failures", "status"])
+    if bot.consecutive_failures >= settings.BOT_MAX_CONSECUTIVE_FAILURES:
+        bot_trip_breaker(
+            bot=bot,
+            breaker="failures",
+            reason=f"{bot.consecutive_failures} cycles in a row failed; last error: {error[:200]}",
+        )
+
+
+def bot_reset_failures(*, bot: Bot) -> None:
+    """A cycle completed: the repeated-failure count starts again."""
+    if bot.consecutive_failures:
+        Bot.objects.filter(pk=bot.pk).update(consecutive_failures=0)
+
+
+def bot_add_llm_usage(*, bot: Bot, cost: Decimal, input_tokens: int, output_tokens: int) -> None:
+    """Add a cycle's LLM calls to the bot's running totals (the leaderboard reads them unaggregated)."""
+    Bot.objects.filter(pk=bot.pk).update(
+        llm_cost_total=F("llm_cost_total") + cost,
+        llm_input_tokens_total=F("llm_input_tokens_total") + input_tokens,
+        llm_output_tokens_total=F("llm_output_tokens_total") + output_tokens,
+    )
+    bot.refresh_from_db(fields=["llm_cost_total", "llm_input_tokens_total", "llm_output_tokens_total"])
+
+
+def bot_status_now(*, bot: Bot) -> str | None:
+    """The bot's status as stored now (a stop or a breaker may have changed it during the cycle)."""
+    return Bot.objects.filter(pk=bot.pk).values_list("status", flat=True).first()
+
+
+# --- Exchange accounts ---------------------------------------------------------------------------
+
+
+def exchange_account_update(*, account: ExchangeAccount, data: dict[str, Any]) -> ExchangeAccount:
+    """Create or change an exchange account (the API and the admin both save through here).
+
+    Refused (ValidationError, a 400 in the API) while live bots use it and its exchange or testnet
+    would change. An account that leaves its testnet moves its live bots from test money to real
+    money: each must be confirmed again, and the running ones pause until their owner does.
+    """
+    problem = rules.exchange_account_live_bots_problem(
+        account=account,
+        exchange=data.get("exchange", account.exchange),
+        testnet=data.get("testnet", account.testnet),
+    )
+    if problem:
+        raise ValidationError({"exchange": problem})
+    account, left_testnet = exchange_account_save(account=account, data=data)
+    if left_testnet:
+        live = Bot.objects.filter(exchange_account_id=account.pk, mode=Bot.Mode.LIVE)
+        live.update(live_confirmed=False)
+        for bot in live.filter(status=Bot.Status.ACTIVE):
+            _transition_quietly(bot=bot, reason="the exchange account left its testnet: confirm live trading again")
+    return account
+
+
+def _transition_quietly(*, bot: Bot, reason: str) -> None:
+    try:
+        _transition(bot=bot, allowed_from=(Bot.Status.ACTIVE,), to=Bot.Status.PAUSED, reason=reason)
+    except InvalidTransition:
+        pass  # paused or stopped meanwhile: nothing left to pause
 
 
 # --- Lease -----------------------------------------------------------------------------------------

@@ -18,7 +18,7 @@ from rest_framework.request import Request
 
 from alerts.models import Alert
 from bots import selectors
-from bots.models import Bot
+from bots.providers import BASELINE
 from core.api import AuthThrottle
 from dashboard.forms import LoginForm
 from dashboard.templatetags.money import price_decimals
@@ -100,7 +100,7 @@ def bot_page(request: HttpRequest, bot_id: int) -> HttpResponse:
         "has_equity": EquitySnapshot.objects.filter(bot=bot).exists(),
         "pnl": selectors.pnl_of(bot=bot, account=account),
         "page": "bot",
-        "is_baseline": bot.provider == Bot.Provider.BASELINE,
+        "is_baseline": bot.provider == BASELINE,
         **_common(request),
     }
     return render(request, "dashboard/bot.html", context)

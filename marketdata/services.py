@@ -282,6 +282,41 @@ def available_symbols(*, exchange: str | None = None, feed: Feed | None = None) 
     return result
 
 
+def markets_now(*, exchange: str, symbols: list[str], timeframe: str, now: datetime) -> dict[str, SymbolMarket]:
+    """Current markets for closing positions. Falls back to the last stored candle when the feed
+    fails, so a stop never depends on the feed answering (its precision is then unknown: the
+    quantity is not rounded away)."""
+    try:
+        snapshot = snapshot_build(exchange=exchange, symbols=symbols, timeframe=timeframe, slot=now)
+        return dict(snapshot.markets)
+    except FeedError as exc:
+        logger.warning("feed failed (%s); closing at the last stored prices", exc)
+    markets: dict[str, SymbolMarket] = {}
+    for symbol in symbols:
+        candle = (
+            Candle.objects.filter(exchange=exchange, symbol=symbol, timeframe=timeframe).order_by("-open_time").first()
+        )
+        if candle is None:
+            continue
+        base, _, quote = symbol.partition("/")
+        tiny = Decimal("1e-12")
+        markets[symbol] = SymbolMarket(
+            symbol=symbol,
+            info=MarketInfo(symbol=symbol, base=base, quote=quote.split(":")[0], amount_step=tiny, price_step=tiny),
+            candles=(
+                CandleData(
+                    open_time=candle.open_time,
+                    open=candle.open,
+                    high=candle.high,
+                    low=candle.low,
+                    close=candle.close,
+                    volume=candle.volume,
+                ),
+            ),
+        )
+    return markets
+
+
 def available_timeframes(*, exchange: str, symbol: str, feed: Feed | None = None) -> list[str]:
     """Timeframes the feed offers for this market, shortest first."""
     feed = feed or get_feed()

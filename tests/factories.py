@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from bots.models import Bot
 from trading.models import ExchangeAccount
+from trading.services import trading_account_open
 
 
 class UserFactory(factory.django.DjangoModelFactory):
@@ -25,6 +26,7 @@ class UserFactory(factory.django.DjangoModelFactory):
 class BotFactory(factory.django.DjangoModelFactory):
     class Meta:
         model = Bot
+        skip_postgeneration_save = True
 
     owner = factory.SubFactory(UserFactory)
     name = factory.Sequence(lambda n: f"bot-{n}")
@@ -34,11 +36,15 @@ class BotFactory(factory.django.DjangoModelFactory):
     symbols = factory.LazyFunction(lambda: ["BTC/USD"])
     timeframe = "1h"
     starting_capital = Decimal(10000)
-    cash = Decimal(10000)
-    peak_equity = Decimal(10000)
-    day_start_equity = Decimal(10000)
-    day_start_date = factory.LazyFunction(lambda: timezone.now().date())
     interval_seconds = 180
+
+    @factory.post_generation
+    def account(bot: Bot, create: bool, extracted: object, **kwargs: object) -> None:
+        # Every bot trades with an account funded with its capital (bots.services.bot_create does the same).
+        if create:
+            trading_account_open(
+                bot_id=bot.pk, owner_id=bot.owner_id, capital=bot.starting_capital, today=timezone.now().date()
+            )
 
 
 class ExchangeAccountFactory(factory.django.DjangoModelFactory):

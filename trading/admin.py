@@ -19,6 +19,8 @@ from django import forms
 from django.contrib import admin
 from django.http import HttpRequest
 
+from bots.rules import exchange_account_live_bots_problem
+from bots.services import exchange_account_update
 from core.admin import OwnerScopedAdmin
 from trading.models import EquitySnapshot, ExchangeAccount, Fill, Order, Position
 
@@ -100,6 +102,12 @@ class ExchangeAccountForm(forms.ModelForm):  # type: ignore[type-arg]
             duplicate = ExchangeAccount.objects.filter(owner=owner, label=label).exclude(pk=self.instance.pk)
             if duplicate.exists():
                 self.add_error("label", "You already have an exchange account with this label.")
+        if self.instance.pk is not None and "exchange" in cleaned and "testnet" in cleaned:
+            problem = exchange_account_live_bots_problem(
+                account=self.instance, exchange=cleaned["exchange"], testnet=cleaned["testnet"]
+            )
+            if problem:
+                self.add_error("exchange", problem)
         if cleaned.get("clear_keys"):
             for name in SECRET_FIELDS:
                 cleaned[name] = ""
@@ -156,7 +164,9 @@ class ExchangeAccountAdmin(OwnerScopedAdmin):
         # A non-superuser's accounts are always their own (the owner field is not in their form).
         if self._scoped(request):
             obj.owner = request.user  # type: ignore[assignment]
-        super().save_model(request, obj, form, change)
+        # Through the service, like the API: live bots of an account that leaves its testnet must
+        # be confirmed again (the form already checked the rules against them).
+        exchange_account_update(account=obj, data={})
 
 
 # --- Orders, fills, positions, equity ------------------------------------------------------------

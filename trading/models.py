@@ -46,19 +46,6 @@ class ExchangeAccount(models.Model):
         # Never let the decrypted keys reach a log line or a traceback.
         return f"<ExchangeAccount id={self.pk} exchange={self.exchange} label={self.label!r}>"
 
-    def save(self, *args: Any, **kwargs: Any) -> None:
-        leaving_testnet = (
-            self.pk is not None and not self.testnet and type(self).objects.filter(pk=self.pk, testnet=True).exists()
-        )
-        super().save(*args, **kwargs)
-        if leaving_testnet:
-            # From test money to real money: every live bot on this account must be confirmed
-            # again; running ones pause until their owner does.
-            self.bots.filter(mode="live").update(live_confirmed=False)
-            self.bots.filter(mode="live", status="active").update(
-                status="paused", status_reason="the exchange account left its testnet: confirm live trading again"
-            )
-
     def clean(self) -> None:
         super().clean()
         before = (
@@ -72,16 +59,32 @@ class ExchangeAccount(models.Model):
             problem = testnet_problem(self.exchange)
             if problem:
                 raise ValidationError({"testnet": problem})
-        if before is None:
-            return
-        # A live bot's orders and exits go through this account: moving it to another exchange,
-        # or between testnet and real money, would orphan what the bot holds there.
-        busy = self.bots.filter(mode="live").filter(Q(status__in=("active", "paused")) | Q(positions__status="open"))
-        if busy.exists():
-            names = ", ".join(sorted({b.name for b in busy[:5]}))
-            raise ValidationError(
-                {"exchange": f"live bots use this account ({names}): stop them before changing exchange or testnet"}
-            )
+        # Whether live bots may follow the account elsewhere is the bots app's rule
+        # (bots.services.exchange_account_update, through which the API and the admin save).
+
+
+class TradingAccount(models.Model):
+    """A bot's trading account: its free cash and the marks its breakers measure from.
+
+    Owned by the trading app: only trading services write it, and a fill locks this row (never the
+    bot's), always after the order's row (lock order: order → account), so two writers of one
+    account cannot deadlock. Cash is in the bot's quote currency. One per bot (same id).
+    """
+
+    bot = models.OneToOneField("bots.Bot", on_delete=models.CASCADE, primary_key=True, related_name="account")
+    # The bot's owner, fixed for the account's life: who may see it and whose streams hear of it.
+    owner = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    cash = money_field(default=Decimal(0), help_text="free cash (not locked as margin)")
+    peak_equity = money_field(default=Decimal(0), help_text="highest equity marked (drawdown breaker)")
+    day_start_equity = money_field(default=Decimal(0), help_text="equity at the first mark of the UTC day")
+    day_start_date = models.DateField(null=True, blank=True)
+    # Open time of the last candle the account was marked at: open positions are valued at that
+    # market time, never with candles from a replayed market's future.
+    market_time = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"account of bot {self.bot_id}"
 
 
 class Order(models.Model):

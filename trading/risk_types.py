@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from decimal import Decimal
+from typing import Any
 
 from marketdata.types import MarketInfo
 
@@ -83,6 +84,36 @@ class RiskResult:
     @property
     def orders(self) -> list[OrderIntent]:
         return [o.order for o in self.outcomes if o.order is not None]
+
+    def record(self) -> dict[str, Any]:
+        """The outcome as JSON, as a cycle records it (per action: verdict, reasons, the order)."""
+        return {
+            "breaker": self.breaker,
+            "breaker_reason": self.breaker_reason,
+            "outcomes": [
+                {
+                    "symbol": o.symbol,
+                    "action": o.action,
+                    "verdict": o.verdict,
+                    "reasons": o.reasons,
+                    "order": None if o.order is None else _order_record(o.order),
+                }
+                for o in self.outcomes
+            ],
+        }
+
+
+def _order_record(order: OrderIntent) -> dict[str, Any]:
+    return {
+        "intent": order.intent,
+        "side": order.side,
+        "quantity": str(order.quantity),
+        "leverage": str(order.leverage),
+        "margin": str(order.margin),
+        "reference_price": str(order.reference_price),
+        "stop_loss": None if order.stop_loss is None else str(order.stop_loss),
+        "take_profit": None if order.take_profit is None else str(order.take_profit),
+    }
 
 
 @dataclass(frozen=True, slots=True)

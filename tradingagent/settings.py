@@ -387,6 +387,8 @@ def _llm_prices(raw: str) -> dict[str, dict[str, dict[str, str]]]:
     import json
     from decimal import InvalidOperation
 
+    from bots.providers import PROVIDERS
+
     if not raw.strip():
         return {}
     try:
@@ -397,7 +399,7 @@ def _llm_prices(raw: str) -> dict[str, dict[str, dict[str, str]]]:
         raise ImproperlyConfigured("LLM_PRICES must be a JSON object keyed by provider")
     parsed: dict[str, dict[str, dict[str, str]]] = {}
     for provider, models in data.items():
-        if provider not in ("anthropic", "openai", "deepseek", "gemini", "openai_compatible"):
+        if provider not in PROVIDERS:
             raise ImproperlyConfigured(f"LLM_PRICES: unknown provider {provider!r}")
         if not isinstance(models, dict):
             raise ImproperlyConfigured(f"LLM_PRICES[{provider!r}] must be an object keyed by model")
@@ -421,7 +423,7 @@ def _llm_prices(raw: str) -> dict[str, dict[str, dict[str, str]]]:
     return parsed
 
 
-# Overrides/additions to the per-model price table in bots/llm/pricing.py.
+# Overrides/additions to the per-model price table of the provider registry (bots/providers.py).
 LLM_PRICES = _llm_prices(env_str("LLM_PRICES", ""))
 # The LLM SDKs' HTTP client logs every request at INFO; keep worker logs for what matters.
 LOGGING["loggers"]["httpx2"] = {"level": "WARNING"}  # type: ignore[index]

@@ -11,28 +11,24 @@ import logging
 from decimal import Decimal
 from typing import Any
 
-from django.db import models
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bots.models import (
+from bots import rules
+from bots.models import Bot, Cycle, LLMCall
+from bots.rules import (
     MAX_INTERVAL_SECONDS,
     MAX_STARTING_CAPITAL,
     MAX_SYMBOLS,
     MAX_TRADES_PER_DAY,
     MIN_INTERVAL_SECONDS,
     MIN_STARTING_CAPITAL,
-    Bot,
-    Cycle,
-    LLMCall,
-    validate_positive,
 )
-from bots.selectors import BotAccount, Performance
+from bots.selectors import Performance
 from bots.services import EDITABLE_FIELDS
-from bots.validation import config_problems
-from core.api import unique_for_owner
 from trading.models import ExchangeAccount, Order
+from trading.selectors import AccountMarks
 
 logger = logging.getLogger(__name__)
 
@@ -94,6 +90,14 @@ class BotSerializer(serializers.ModelSerializer[Bot]):
     exchange_account = serializers.PrimaryKeyRelatedField(
         queryset=ExchangeAccount.objects.none(), required=False, allow_null=True
     )
+    # The account's state, from the trading account (trading.TradingAccount) the bot trades with.
+    cash = serializers.DecimalField(source="account.cash", max_digits=30, decimal_places=12, read_only=True)
+    peak_equity = serializers.DecimalField(
+        source="account.peak_equity", max_digits=30, decimal_places=12, read_only=True
+    )
+    day_start_equity = serializers.DecimalField(
+        source="account.day_start_equity", max_digits=30, decimal_places=12, read_only=True
+    )
     equity = serializers.SerializerMethodField()
     pnl = serializers.SerializerMethodField()
     unrealized_pnl = serializers.SerializerMethodField()
@@ -114,8 +118,8 @@ class BotSerializer(serializers.ModelSerializer[Bot]):
 
     # --- live figures (from the accounts the view marked to market) ---
 
-    def _account(self, bot: Bot) -> BotAccount | None:
-        accounts: dict[int, BotAccount] = self.context.get("accounts", {})
+    def _account(self, bot: Bot) -> AccountMarks | None:
+        accounts: dict[int, AccountMarks] = self.context.get("accounts", {})
         return accounts.get(bot.pk)
 
     @extend_schema_field(OpenApiTypes.DECIMAL)
@@ -140,33 +144,35 @@ class BotSerializer(serializers.ModelSerializer[Bot]):
 
     # --- validation ---
 
-    def _value(self, attrs: dict[str, Any], name: str) -> Any:
-        if name in attrs:
-            return attrs[name]
-        if self.instance is not None:
-            return getattr(self.instance, name)
-        # Creating without the field: the model's default applies.
-        model_field = Bot._meta.get_field(name)
-        return model_field.get_default() if isinstance(model_field, models.Field) else None
+    # The rules are bots.rules'; these only map them onto the request's fields.
 
     def validate_name(self, value: str) -> str:
-        return unique_for_owner(
-            serializer=self, model=Bot, field="name", value=value, message="You already have a bot with this name."
+        problem = rules.name_problem(
+            owner_id=self.context["request"].user.pk,
+            name=value,
+            bot_id=self.instance.pk if isinstance(self.instance, Bot) else None,
         )
+        if problem:
+            raise serializers.ValidationError(problem)
+        return value.strip()
 
     def validate_starting_capital(self, value: Decimal) -> Decimal:
-        validate_positive(value)  # the dollar minimum depends on the symbols: see validate()
+        rules.validate_positive(value)  # the dollar minimum depends on the symbols: see validate()
         return value
 
     def validate_symbols(self, value: list[str]) -> list[str]:
         cleaned = [s.strip() for s in value]
-        if len(set(cleaned)) != len(cleaned):
-            raise serializers.ValidationError("Each symbol may appear only once.")
+        problem = rules.duplicate_symbols_problem(cleaned)
+        if problem:
+            raise serializers.ValidationError(problem)
         return cleaned
 
     def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
-        changed = attrs.keys() if self.instance is not None else {*attrs.keys(), "provider", "model", "exchange"}
-        errors = config_problems(value=lambda name: self._value(attrs, name), changed=changed)
+        # Field errors only here: what the bot's state forbids (bots.rules.change_problem) is the
+        # service's to refuse, with the message the API has always given (400 from BotConfigurationError).
+        bot = self.instance if isinstance(self.instance, Bot) else None
+        changed = attrs.keys() if bot is not None else None
+        errors = rules.bot_config_errors(values=attrs, bot=bot, changed=changed, check_state=False)
         if errors:
             raise serializers.ValidationError(errors)
         return attrs

@@ -45,7 +45,9 @@ class BotViewSet(viewsets.ModelViewSet[Bot]):
     filterset_fields = ["status", "provider", "mode"]
 
     def get_queryset(self) -> QuerySet[Bot]:
-        return selectors.with_market_time(selectors.bots_of(user=self.request.user)).order_by("name", "pk")
+        # The account's state (cash, marks) is serialized with the bot: joined, not a query per bot.
+        bots = selectors.bots_of(user=self.request.user).select_related("account")
+        return selectors.with_market_time(bots).order_by("name", "pk")
 
     def get_serializer_context(self) -> dict[str, Any]:
         context = super().get_serializer_context()
@@ -181,8 +183,7 @@ class CatalogView(APIView):
 
     @extend_schema(responses={200: CatalogSerializer})
     def get(self, request: Request) -> Response:
-        from bots.baselines import BASELINES
-        from bots.llm import PROVIDERS, known_models
+        from bots.providers import BASELINE, PROVIDERS, baseline_names, known_models
         from marketdata.services import available_symbols
 
         try:
@@ -190,7 +191,7 @@ class CatalogView(APIView):
         except FeedError as exc:
             logger.warning("market list unavailable: %s", exc)
             markets = {}
-        providers: dict[str, list[str] | None] = {"baseline": sorted(BASELINES)}
+        providers: dict[str, list[str] | None] = {BASELINE: baseline_names()}
         for provider in PROVIDERS:
             providers[provider] = known_models(provider)
-        return Response({"providers": providers, "baselines": sorted(BASELINES), "markets": markets})
+        return Response({"providers": providers, "baselines": baseline_names(), "markets": markets})

@@ -58,6 +58,7 @@ from bots.llm.exceptions import LLMCallFailed, ProviderError
 from bots.llm.pricing import cost_of
 from bots.llm.ratelimit import RateLimiter, default_limiter
 from bots.prompts import PROMPT_VERSION, build_prompt, full_prompt
+from bots.providers import REGISTRY
 
 logger = logging.getLogger(__name__)
 
@@ -202,8 +203,6 @@ class LLMDecisionMaker:
     """Base of every LLM provider's decision maker (see the module docstring)."""
 
     provider: str = ""
-    # The setting without which no request can be made (the API key, or the server's URL).
-    required_setting: str = ""
 
     def __init__(
         self,
@@ -298,9 +297,10 @@ class LLMDecisionMaker:
         if budget_reason:
             outcome.skipped_reason = budget_reason
             return
-        if self.required_setting and not str(getattr(settings, self.required_setting, "") or "").strip():
+        required = REGISTRY[self.provider].required_setting if self.provider in REGISTRY else ""
+        if required and not str(getattr(settings, required, "") or "").strip():
             # Checked when the bot starts too; this covers a key removed from a running deployment.
-            outcome.error = f"{self.required_setting} is not set: set it to run bots on {self.provider}"
+            outcome.error = f"{required} is not set: set it to run bots on {self.provider}"
             return
         turns = [Turn("user", user)]
         try:

@@ -64,7 +64,6 @@ def classify(exc: Exception, timeout: float) -> ProviderError:
 
 class AnthropicDecisionMaker(LLMDecisionMaker):
     provider = "anthropic"
-    required_setting = "ANTHROPIC_API_KEY"
 
     def _messages(self, turns: list[Turn]) -> list[dict[str, Any]]:
         messages: list[dict[str, Any]] = []

@@ -67,7 +67,6 @@ def classify(exc: Exception, timeout: float) -> ProviderError:
 
 class GeminiDecisionMaker(LLMDecisionMaker):
     provider = "gemini"
-    required_setting = "GEMINI_API_KEY"
 
     def _send(
         self, *, system: str, turns: list[Turn], symbols: list[str], timeout: float, http_client: httpx2.Client

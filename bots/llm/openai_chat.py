@@ -60,7 +60,6 @@ def classify(exc: Exception, timeout: float) -> ProviderError:
 
 class OpenAIChatDecisionMaker(LLMDecisionMaker):
     provider = "openai"
-    required_setting = "OPENAI_API_KEY"
 
     def _endpoint(self) -> tuple[str, str]:
         return str(settings.OPENAI_BASE_URL), str(settings.OPENAI_API_KEY)
@@ -113,7 +112,6 @@ class OpenAIChatDecisionMaker(LLMDecisionMaker):
 
 class DeepSeekDecisionMaker(OpenAIChatDecisionMaker):
     provider = "deepseek"
-    required_setting = "DEEPSEEK_API_KEY"
 
     def _endpoint(self) -> tuple[str, str]:
         return str(settings.DEEPSEEK_BASE_URL), str(settings.DEEPSEEK_API_KEY)
@@ -124,7 +122,6 @@ class DeepSeekDecisionMaker(OpenAIChatDecisionMaker):
 
 class OpenAICompatibleDecisionMaker(OpenAIChatDecisionMaker):
     provider = "openai_compatible"
-    required_setting = "OPENAI_COMPATIBLE_BASE_URL"
 
     def _endpoint(self) -> tuple[str, str]:
         return str(settings.OPENAI_COMPATIBLE_BASE_URL), str(settings.OPENAI_COMPATIBLE_API_KEY)

@@ -20,7 +20,7 @@ def test_create_funds_the_paper_account_and_answers_with_equity(api, user):
     body = response.json()
     bot = Bot.objects.get(pk=body["id"])
     assert bot.owner == user and bot.status == Bot.Status.INACTIVE
-    assert bot.cash == bot.peak_equity == Decimal("2500.5")
+    assert bot.account.cash == bot.account.peak_equity == Decimal("2500.5")
     assert Decimal(body["equity"]) == Decimal("2500.5") and Decimal(body["pnl"]) == 0
     # Fixed-point strings like every other decimal of the API, never an exponent ("0E-12").
     assert body["pnl"] == "0.000000000000" and body["equity"] == "2500.500000000000"
@@ -42,7 +42,7 @@ def test_account_state_in_the_request_is_ignored(api):
 
     assert response.status_code == 201, response.json()
     bot = Bot.objects.get(pk=response.json()["id"])
-    assert bot.cash == Decimal(10000) and bot.peak_equity == Decimal(10000)
+    assert bot.account.cash == Decimal(10000) and bot.account.peak_equity == Decimal(10000)
     assert bot.status == Bot.Status.INACTIVE and bot.next_cycle_at is None
     assert bot.lease_owner == "" and bot.llm_cost_total == 0 and not bot.live_confirmed
     assert bot.consecutive_failures == 0
@@ -50,7 +50,7 @@ def test_account_state_in_the_request_is_ignored(api):
     patched = api.patch(f"/api/bots/{bot.pk}/", {"cash": "1", "status": "stopped", "name": "renamed"}, format="json")
     assert patched.status_code == 200, patched.json()
     bot.refresh_from_db()
-    assert bot.name == "renamed" and bot.cash == Decimal(10000) and bot.status == Bot.Status.INACTIVE
+    assert bot.name == "renamed" and bot.account.cash == Decimal(10000) and bot.status == Bot.Status.INACTIVE
 
 
 @pytest.mark.parametrize(
@@ -127,7 +127,7 @@ def test_list_shows_live_equity_of_each_bot(api, user, traded_bot):
     position = Position.objects.get(bot=traded_bot, status="open")
     row = rows["trader"]
     # Equity = free cash + margin + unrealized PnL at the price of the bot's last candle.
-    assert Decimal(row["equity"]) == traded_bot.cash + position.margin + Decimal(row["unrealized_pnl"])
+    assert Decimal(row["equity"]) == traded_bot.account.cash + position.margin + Decimal(row["unrealized_pnl"])
     assert Decimal(row["pnl"]) == Decimal(row["equity"]) - Decimal(10000)
     assert row["open_positions"] == 1 and rows["idle"]["open_positions"] == 0
 
@@ -224,7 +224,7 @@ def test_capital_in_a_crypto_quote_needs_only_be_positive(api):
     config = bot_config(exchange="binance", symbols=["ETH/BTC"], timeframe="5m", starting_capital="0.5")
     response = api.post("/api/bots/", config, format="json")
     assert response.status_code == 201, response.json()
-    assert Bot.objects.get(pk=response.json()["id"]).cash == Decimal("0.5")
+    assert Bot.objects.get(pk=response.json()["id"]).account.cash == Decimal("0.5")
     # Moving that account to a dollar quote brings the dollar minimum back.
     patched = api.patch(
         f"/api/bots/{response.json()['id']}/",

@@ -11,7 +11,7 @@ from django.utils import timezone
 from bots.models import Bot, Cycle, LLMCall
 from tests.api.conftest import make_bot
 from trading.metrics import SECONDS_PER_YEAR, sharpe_ratio
-from trading.models import EquitySnapshot, Fill, Order, Position
+from trading.models import EquitySnapshot, Fill, Order, Position, TradingAccount
 
 pytestmark = pytest.mark.django_db
 
@@ -90,7 +90,8 @@ def history(bot: Bot, *, equity_now: Decimal) -> None:
     # Not decided (a protect cycle and a failed one): not part of the invalid-output rate.
     Cycle.objects.create(bot=bot, slot=ago(hours=4), started_at=ago(hours=4), kind="protect", status="completed")
     Cycle.objects.create(bot=bot, slot=ago(hours=6), started_at=ago(hours=6), status="failed", error="feed down")
-    Bot.objects.filter(pk=bot.pk).update(cash=equity_now, llm_cost_total=Decimal("1.75"))
+    Bot.objects.filter(pk=bot.pk).update(llm_cost_total=Decimal("1.75"))
+    TradingAccount.objects.filter(pk=bot.pk).update(cash=equity_now)
 
 
 def test_performance_all_time(api, user):
@@ -164,7 +165,7 @@ def test_leaderboard_ranks_the_users_bots_with_baselines(api, user, other_user):
     history(winner, equity_now=Decimal(10300))
     baseline = make_bot(owner=user, name="hold", model="hold")
     loser = make_bot(owner=user, name="ema", model="ema_rsi")
-    Bot.objects.filter(pk=loser.pk).update(cash=Decimal(9500))
+    TradingAccount.objects.filter(pk=loser.pk).update(cash=Decimal(9500))
     make_bot(owner=other_user, name="foreign")
 
     rows = api.get("/api/leaderboard/").json()

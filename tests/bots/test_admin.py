@@ -14,7 +14,7 @@ from bots.cycle import run_cycle
 from bots.models import Bot
 from tests.bots.conftest import SLOT, make_bot
 from tests.factories import UserFactory
-from trading.models import Position
+from trading.models import Position, TradingAccount
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -175,8 +175,8 @@ def test_a_bot_added_in_the_admin_has_a_funded_paper_account():
     assert errors_of(response) == ""
     bot = Bot.objects.get(name="admin-made")
     assert bot.owner == user and bot.status == Bot.Status.INACTIVE
-    assert bot.cash == bot.peak_equity == bot.day_start_equity == Decimal(2500)
-    assert bot.day_start_date is not None
+    assert bot.account.cash == bot.account.peak_equity == bot.account.day_start_equity == Decimal(2500)
+    assert bot.account.day_start_date is not None
 
 
 def test_a_bot_that_has_run_keeps_its_capital_and_the_markets_of_its_position():
@@ -216,11 +216,11 @@ def test_the_change_form_writes_only_what_changed():
     bot.refresh_from_db()
     data = form_data(bot, max_leverage="2", interval_seconds=300)
     # A fill moves the account while the form is open: the save must not write the old cash back.
-    Bot.objects.filter(pk=bot.pk).update(cash=Decimal("1234.5"))
+    TradingAccount.objects.filter(pk=bot.pk).update(cash=Decimal("1234.5"))
     assert errors_of(client.post(f"{BOT_URL}{bot.pk}/change/", data)) == ""
     after = Bot.objects.get(pk=bot.pk)
     assert after.max_leverage == Decimal(2) and after.interval_seconds == 300
-    assert after.cash == Decimal("1234.5")
+    assert after.account.cash == Decimal("1234.5")
 
 
 def test_the_owner_of_a_bot_is_fixed_once_created():
@@ -239,7 +239,7 @@ def test_the_dollar_minimum_of_capital_applies_to_dollar_quotes_only():
         owner=user.pk, exchange="binance", symbols='["ETH/BTC"]', timeframe="5m", starting_capital="0.5"
     )
     assert errors_of(client.post(f"{BOT_URL}add/", btc_quoted)) == ""
-    assert Bot.objects.get(name="admin-made").cash == Decimal("0.5")
+    assert Bot.objects.get(name="admin-made").account.cash == Decimal("0.5")
     zero = form_data(owner=user.pk, name="zero", exchange="binance", symbols='["ETH/BTC"]', timeframe="5m")
     assert "greater than 0" in errors_of(client.post(f"{BOT_URL}add/", {**zero, "starting_capital": "0"}))
 

@@ -12,13 +12,14 @@ from bots.cycle import run_cycle
 from bots.models import Bot, Cycle
 from tests.bots.conftest import SLOT, make_bot
 from tests.bots.test_exits_without_llm import down_llm  # noqa: F401 - fixture
+from trading.models import TradingAccount
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_drawdown_breaker_trips_before_the_model_is_asked(down_llm):  # noqa: F811
     bot = make_bot(provider=Bot.Provider.OPENAI_COMPATIBLE, model="local-model")
-    Bot.objects.filter(pk=bot.pk).update(peak_equity=Decimal(30000))  # equity 10000: 66 % below its peak
+    TradingAccount.objects.filter(pk=bot.pk).update(peak_equity=Decimal(30000))  # equity 10000: 66 % below its peak
     cycle = run_cycle(bot_id=bot.pk, slot=SLOT)
     bot.refresh_from_db()
     assert bot.status == Bot.Status.PAUSED and bot.status_reason.startswith("drawdown")

@@ -9,11 +9,12 @@ from decimal import Decimal
 import pytest
 from django.db import connection
 
-from bots.cycle import order_leg, run_cycle
+from bots.cycle import run_cycle
 from bots.models import Bot, Cycle
 from bots.tasks import run_trading_cycle
 from tests.bots.conftest import SLOT, make_bot
 from trading.models import EquitySnapshot, Fill, Order, Position
+from trading.order_ids import order_leg
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -37,7 +38,7 @@ def test_a_cycle_records_every_stage_and_trades():
     assert position.quantity == order.quantity and position.fees == order.fee > 0
     bot.refresh_from_db()
     # Cash paid for the margin and the fee; equity is cash + margin + unrealized PnL.
-    assert bot.cash == Decimal(10000) - position.margin - position.fees
+    assert bot.account.cash == Decimal(10000) - position.margin - position.fees
     snapshot = EquitySnapshot.objects.get(cycle=cycle)
     assert snapshot.equity == snapshot.cash + position.margin + snapshot.unrealized_pnl
 
@@ -97,12 +98,12 @@ def test_interrupted_cycle_resumes_without_duplicating_its_order(monkeypatch):
     class WorkerKilled(BaseException):
         """Not an Exception: like a killed process, nothing in the cycle catches it."""
 
-    def killed(**kwargs):
+    def killed(*args, **kwargs):
         raise WorkerKilled
 
-    import bots.cycle
+    from trading.executors import PaperExecutor
 
-    monkeypatch.setattr(bots.cycle, "order_execute", killed)
+    monkeypatch.setattr(PaperExecutor, "execute", killed)
     with pytest.raises(WorkerKilled):
         run_cycle(bot_id=bot.pk, slot=SLOT)
     monkeypatch.undo()
@@ -133,15 +134,15 @@ def test_interrupted_cycle_resumes_without_duplicating_its_order(monkeypatch):
 
 def test_stale_pending_order_of_an_earlier_slot_is_canceled_not_filled_late(monkeypatch):
     bot = make_bot(model="buy_and_hold")
-    import bots.cycle
+    from trading.executors import PaperExecutor
 
     class WorkerKilled(BaseException):
         pass
 
-    def killed(**kwargs):
+    def killed(*args, **kwargs):
         raise WorkerKilled
 
-    monkeypatch.setattr(bots.cycle, "order_execute", killed)
+    monkeypatch.setattr(PaperExecutor, "execute", killed)
     with pytest.raises(WorkerKilled):
         run_cycle(bot_id=bot.pk, slot=SLOT)
     monkeypatch.undo()

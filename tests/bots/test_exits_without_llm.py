@@ -69,7 +69,7 @@ def test_stop_closes_every_position_while_the_llm_is_down(down_llm):
     bot.refresh_from_db()
     assert bot.status == Bot.Status.STOPPED and bot.next_cycle_at is None
     # All cash is back: starting capital plus the trade's net PnL.
-    assert bot.cash == Decimal(10000) + position.realized_pnl - position.fees
+    assert bot.account.cash == Decimal(10000) + position.realized_pnl - position.fees
 
 
 def test_stop_loss_triggers_in_a_cycle_whose_llm_is_down(down_llm):

@@ -22,6 +22,7 @@ from bots.services import (
     bot_trip_breaker,
     bot_update,
     bots_dispatch_due,
+    exchange_account_update,
     slot_floor,
 )
 from tests.bots.conftest import SLOT, make_bot
@@ -83,7 +84,7 @@ def test_update_writes_only_what_changed():
     bot_update(bot=stale, data={"name": "renamed"})
     after = Bot.objects.get(pk=bot.pk)
     assert after.name == "renamed"
-    assert (after.cash, after.status) == (fresh.cash, Bot.Status.PAUSED)
+    assert (after.account.cash, after.status) == (fresh.account.cash, Bot.Status.PAUSED)
 
 
 def test_markets_of_an_open_position_cannot_be_taken_away():
@@ -140,8 +141,7 @@ def test_an_account_leaving_its_testnet_pauses_its_live_bots_until_confirmed_aga
         },
     )
     bot = bot_start(bot=bot, confirm_live=True)
-    account.testnet = False
-    account.save()
+    exchange_account_update(account=account, data={"testnet": False})
     bot.refresh_from_db()
     assert bot.status == Bot.Status.PAUSED and not bot.live_confirmed
     with pytest.raises(BotConfigurationError, match="confirm"):

@@ -10,9 +10,9 @@ import pytest
 from django.utils import timezone
 
 from bots.decisions import Action
-from bots.llm import decision_maker_class
 from bots.llm.ratelimit import RateLimiter
 from bots.models import LLMCall
+from bots.providers import decision_maker_class
 from tests.factories import BotFactory
 from tests.llm import protocols
 from tests.llm.builders import PRICES, decision_json, make_context, make_snapshot

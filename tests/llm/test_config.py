@@ -8,9 +8,10 @@ from typing import Any
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 
-from bots.llm import PROVIDERS, LLMNotConfigured, build_decision_maker, ensure_configured, known_models
+from bots.llm.exceptions import LLMNotConfigured
 from bots.llm.pricing import cost_of, price_for
 from bots.models import Bot
+from bots.providers import PROVIDERS, build_decision_maker, ensure_configured, known_models
 from tradingagent.settings import _llm_prices
 
 

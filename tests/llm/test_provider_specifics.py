@@ -8,8 +8,8 @@ from decimal import Decimal
 from typing import Any
 
 from bots.decisions import Action
-from bots.llm import decision_maker_class
 from bots.llm.ratelimit import RateLimiter
+from bots.providers import decision_maker_class
 from tests.llm import protocols
 from tests.llm.builders import PRICES, decision_json, make_context, make_snapshot
 from tests.llm.conftest import point_at

@@ -15,10 +15,10 @@ from typing import Any
 import pytest
 
 from bots.decisions import Action, DecisionOutcome
-from bots.llm import decision_maker_class
 from bots.llm.base import LLMDecisionMaker
 from bots.llm.ratelimit import RateLimiter
 from bots.prompts import PROMPT_VERSION, market_section
+from bots.providers import decision_maker_class
 from tests.llm import protocols
 from tests.llm.builders import PRICES, decision_json, make_context, make_snapshot
 from tests.llm.conftest import point_at

@@ -14,10 +14,12 @@ from bots.services import bot_create
 from marketdata.types import CandleData, MarketInfo, SymbolMarket
 from tests.factories import ExchangeAccountFactory, UserFactory
 from tests.trading.binance_server import BinanceServer
+from trading.books import DatabaseBooks, OpenDetails, PlannedOrder
 from trading.brokers import broker_for_account
+from trading.executors import executor_for
 from trading.models import Order, Position
 from trading.risk_types import OrderIntent
-from trading.services import OpenDetails, PlannedOrder, order_execute, orders_prepare, orders_reconcile
+from trading.services import orders_reconcile
 
 pytestmark = pytest.mark.django_db
 
@@ -54,9 +56,9 @@ def test_stop_rests_on_the_exchange_and_its_fill_closes_the_position():
     with BinanceServer(api_key=API_KEY, secret=SECRET) as server:
         broker = broker_for_account(account, timeout_ms=3000, config_overrides=server.ccxt_overrides())
         cycle = Cycle.objects.create(bot=bot, slot=T0, started_at=timezone.now())
-        [order] = orders_prepare(
-            bot=bot,
-            cycle=cycle,
+        [order] = DatabaseBooks(bot_id=bot.pk).prepare_orders(
+            cycle_id=cycle.pk,
+            slot=cycle.slot,
             planned=[
                 PlannedOrder(
                     leg="0o",
@@ -73,7 +75,7 @@ def test_stop_rests_on_the_exchange_and_its_fill_closes_the_position():
             ],
         )
         details = OpenDetails(stop_loss=Decimal("48000"), take_profit=Decimal("55000"), thesis="breakout")
-        order = order_execute(order=order, market=btc_market(), details=details, broker=broker)
+        order = executor_for(bot_id=bot.pk, broker=broker).execute(order=order, market=btc_market(), details=details)
 
         assert order.status == Order.Status.FILLED
         stop = Order.objects.get(client_order_id=f"{order.client_order_id}-sl")
@@ -92,7 +94,9 @@ def test_stop_rests_on_the_exchange_and_its_fill_closes_the_position():
         later = Cycle.objects.create(bot=bot, slot=T0.replace(minute=3), started_at=timezone.now())
         assert (
             orders_reconcile(
-                bot=bot, broker=broker, current_cycle_id=later.pk, markets={"BTC/USDT": btc_market("47900")}
+                executor=executor_for(bot_id=bot.pk, broker=broker),
+                current_cycle_id=later.pk,
+                markets={"BTC/USDT": btc_market("47900")},
             )
             == 1
         )

@@ -12,16 +12,11 @@ from bots.models import Cycle
 from bots.services import bot_create
 from marketdata.types import CandleData, MarketInfo, SymbolMarket
 from tests.factories import UserFactory
+from trading.books import DatabaseBooks, PlannedOrder
+from trading.executors import executor_for
 from trading.models import EquitySnapshot, Fill, Order, Position
 from trading.risk_types import OrderIntent
-from trading.services import (
-    PlannedOrder,
-    account_mark,
-    equity_record,
-    order_execute,
-    orders_prepare,
-    positions_protect,
-)
+from trading.services import positions_protect
 
 pytestmark = pytest.mark.django_db
 
@@ -78,8 +73,8 @@ def trade(bot, *, slot_minute: int, intent: str, side: str, quantity: str, lever
             reference_price=Decimal(price),
         ),
     )
-    [order] = orders_prepare(bot=bot, cycle=cycle, planned=[plan])
-    return order_execute(order=order, market=market(price))
+    [order] = DatabaseBooks(bot_id=bot.pk).prepare_orders(cycle_id=cycle.pk, slot=cycle.slot, planned=[plan])
+    return executor_for(bot_id=bot.pk).execute(order=order, market=market(price))
 
 
 def test_long_round_trip_matches_hand_computation():
@@ -88,7 +83,7 @@ def test_long_round_trip_matches_hand_computation():
     # Buy fill 10000 × 1.0002 = 10002.00; notional 10002; margin 5001; fee 10002 × 0.0005 = 5.001.
     assert opened.average_price == Decimal("10002.00") and opened.fee == Decimal("5.001")
     bot.refresh_from_db()
-    assert bot.cash == Decimal("4993.999")
+    assert bot.account.cash == Decimal("4993.999")
     position = Position.objects.get(bot=bot)
     assert position.margin == Decimal("5001") and position.side == "long"
 
@@ -100,7 +95,7 @@ def test_long_round_trip_matches_hand_computation():
     assert position.fees == Decimal("10.4999")
     bot.refresh_from_db()
     # 10000 + 995.80 − 5.001 − 5.4989
-    assert bot.cash == Decimal("10985.3001")
+    assert bot.account.cash == Decimal("10985.3001")
     assert Fill.objects.filter(bot=bot).count() == 2
 
 
@@ -109,9 +104,9 @@ def test_short_round_trip_matches_hand_computation():
     trade(bot, slot_minute=0, intent="open", side="short", quantity="2", leverage="4", price="10000")
     # Sell fill 9998.00; notional 19996; margin 4999; fee 9.998.
     bot.refresh_from_db()
-    assert bot.cash == Decimal("4991.002")
+    assert bot.account.cash == Decimal("4991.002")
     # Marked at 9500 the short is up (9998 − 9500) × 2 = 996.
-    account = account_mark(bot=bot, prices={"BTC/USDT:USDT": Decimal(9500)})
+    account = DatabaseBooks(bot_id=bot.pk).mark(prices={"BTC/USDT:USDT": Decimal(9500)})
     assert account.unrealized_pnl == Decimal("996") and account.equity == Decimal("4991.002") + 4999 + 996
 
     trade(bot, slot_minute=3, intent="close", side="short", quantity="2", leverage="4", price="9000")
@@ -119,8 +114,8 @@ def test_short_round_trip_matches_hand_computation():
     position = Position.objects.get(bot=bot)
     assert position.realized_pnl == Decimal("1992.40") and position.fees == Decimal("18.9998")
     bot.refresh_from_db()
-    assert bot.cash == Decimal("11973.4002")
-    snapshot = equity_record(bot=bot, prices={"BTC/USDT:USDT": Decimal(9000)})
+    assert bot.account.cash == Decimal("11973.4002")
+    snapshot = DatabaseBooks(bot_id=bot.pk).record_equity(prices={"BTC/USDT:USDT": Decimal(9000)})
     assert snapshot.equity == snapshot.cash == Decimal("11973.4002")
     assert snapshot.realized_pnl == Decimal("1992.40") and snapshot.fees == Decimal("18.9998")
     assert EquitySnapshot.objects.filter(bot=bot).count() == 1
@@ -139,7 +134,7 @@ def test_stop_loss_between_cycles_closes_at_the_stop_by_the_candle_low():
     class _Snapshot:
         markets = snapshot_markets
 
-    exits = positions_protect(bot=bot, snapshot=_Snapshot())  # type: ignore[arg-type]
+    exits = positions_protect(executor=executor_for(bot_id=bot.pk), snapshot=_Snapshot())  # type: ignore[arg-type]
     assert [e.reason for e in exits] == ["stop_loss"]
     position.refresh_from_db()
     # Exit reference 9500, sold with slippage: 9500 × 0.9998 = 9498.10.
@@ -148,7 +143,7 @@ def test_stop_loss_between_cycles_closes_at_the_stop_by_the_candle_low():
     assert position.realized_pnl == (Decimal("9498.10") - Decimal("10002.00")) * Decimal("0.5")
     assert Order.objects.get(bot=bot, intent="stop_loss").client_order_id.endswith(f"p{position.pk}-x0")
     # Running the check again changes nothing: the position is closed once.
-    assert positions_protect(bot=bot, snapshot=_Snapshot()) == []  # type: ignore[arg-type]
+    assert positions_protect(executor=executor_for(bot_id=bot.pk), snapshot=_Snapshot()) == []  # type: ignore[arg-type]
 
 
 def test_a_prepared_order_is_written_once_and_filled_once():
@@ -166,12 +161,13 @@ def test_a_prepared_order_is_written_once_and_filled_once():
             reference_price=Decimal(10000),
         ),
     )
-    first = orders_prepare(bot=bot, cycle=cycle, planned=[plan])
-    again = orders_prepare(bot=bot, cycle=cycle, planned=[plan])
+    books = DatabaseBooks(bot_id=bot.pk)
+    first = books.prepare_orders(cycle_id=cycle.pk, slot=cycle.slot, planned=[plan])
+    again = books.prepare_orders(cycle_id=cycle.pk, slot=cycle.slot, planned=[plan])
     assert [o.pk for o in first] == [o.pk for o in again]
     assert first[0].status == Order.Status.PENDING_SUBMIT
-    order_execute(order=first[0], market=market("10000"))
-    order_execute(order=again[0], market=market("10000"))
+    executor_for(bot_id=bot.pk).execute(order=first[0], market=market("10000"))
+    executor_for(bot_id=bot.pk).execute(order=again[0], market=market("10000"))
     assert Order.objects.filter(bot=bot).count() == 1
     assert Fill.objects.filter(bot=bot).count() == 1
     assert Position.objects.filter(bot=bot).count() == 1

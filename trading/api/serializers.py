@@ -9,9 +9,10 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from bots.selectors import PositionMark
+from bots.services import exchange_account_update
 from core.api import unique_for_owner
 from trading.models import ExchangeAccount, Fill, Order, Position
+from trading.selectors import PositionMark
 
 
 class PositionSerializer(serializers.ModelSerializer[Position]):
@@ -191,15 +192,10 @@ class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
             message="You already have an exchange account with this label.",
         )
 
+    # Saved through the service: the model's rules and the live bots' (ValidationError → 400).
     def create(self, validated_data: dict[str, Any]) -> ExchangeAccount:
-        account = ExchangeAccount(owner=self.context["request"].user, **validated_data)
-        account.clean()  # the model's rules (a testnet the exchange has); ValidationError → 400
-        account.save()
-        return account
+        account = ExchangeAccount(owner=self.context["request"].user)
+        return exchange_account_update(account=account, data=validated_data)
 
     def update(self, instance: ExchangeAccount, validated_data: dict[str, Any]) -> ExchangeAccount:
-        for key, value in validated_data.items():
-            setattr(instance, key, value)
-        instance.clean()  # the model's rules (accounts under live bots); ValidationError → 400
-        instance.save()
-        return instance
+        return exchange_account_update(account=instance, data=validated_data)

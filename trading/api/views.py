@@ -10,8 +10,8 @@ from rest_framework import viewsets
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from bots import selectors
 from core.api import Conflict
+from trading import selectors
 from trading.api.filters import FillFilter, OrderFilter, PositionFilter
 from trading.api.serializers import ExchangeAccountSerializer, FillSerializer, OrderSerializer, PositionSerializer
 from trading.models import ExchangeAccount, Fill, Order, Position
@@ -76,7 +76,7 @@ class ExchangeAccountViewSet(viewsets.ModelViewSet[ExchangeAccount]):
     filterset_fields = ["exchange", "testnet"]
 
     def get_queryset(self) -> QuerySet[ExchangeAccount]:
-        return ExchangeAccount.objects.filter(owner_id=self.request.user.pk).order_by("label", "pk")
+        return selectors.exchange_accounts_of(user=self.request.user).order_by("label", "pk")
 
     def perform_destroy(self, instance: ExchangeAccount) -> None:
         if instance.bots.exists():

@@ -16,9 +16,10 @@ from django.db.models import Field
 from django.utils import timezone
 
 from bots.decisions import AccountView, DecisionContext, RiskLimitsView
-from bots.llm import PROVIDERS, decision_maker_class, ensure_configured
 from bots.llm.exceptions import LLMNotConfigured
-from bots.models import Bot, quote_of
+from bots.models import Bot
+from bots.providers import PROVIDERS, decision_maker_class, ensure_configured
+from bots.rules import quote_of
 from trading.numbers import plain
 
 FLAT_EQUITY = Decimal(10000)

@@ -9,6 +9,7 @@ from django.core.management.base import BaseCommand, CommandParser
 from django.db import transaction
 
 from bots.models import Bot
+from bots.providers import BASELINE
 from bots.services import bot_create, bot_start
 
 DEMO_USERNAME = "demo"
@@ -72,7 +73,7 @@ class Command(BaseCommand):
                 if Bot.objects.filter(owner=user, name=spec["name"]).exists():
                     continue
                 data = {
-                    "provider": Bot.Provider.BASELINE,
+                    "provider": BASELINE,
                     "interval_seconds": settings.DEMO_INTERVAL_SECONDS,
                     "starting_capital": Decimal(10000),
                     "max_trades_per_day": 500,
