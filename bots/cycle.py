@@ -129,7 +129,7 @@ def _run(*, bot: Bot, cycle: Cycle, lease_owner: str) -> Cycle:
     timer = Timer()
     executor: Executor | None = None
     try:
-        executor = executor_for(bot_id=bot.pk, broker=broker_for_bot(bot))
+        executor = executor_for(bot_id=bot.pk, broker=broker_for_bot(bot=bot))
         ctx = CycleContext(
             bot=bot,
             cycle=cycle,

@@ -341,12 +341,12 @@ def delete_problem(*, bot: Bot) -> str:
 
     if bot.status not in (Bot.Status.INACTIVE, Bot.Status.STOPPED):
         return f"stop the bot before deleting it (it is {bot.status})"
-    if holds_anything(bot):
+    if holds_anything(bot=bot):
         return "the bot still holds positions or open orders; its close-out must finish first"
     return ""
 
 
-def holds_anything(bot: Bot) -> bool:
+def holds_anything(*, bot: Bot) -> bool:
     """An open position or an order still working on the exchange."""
     from trading.models import Order, Position
 

@@ -193,7 +193,7 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
     """
     stopped_now = False
     # Whether there is anything to close: if so, the stop that closes it tells the owner.
-    held = rules.holds_anything(bot)
+    held = rules.holds_anything(bot=bot)
     if bot.status != Bot.Status.STOPPED:
         # next_cycle_at = now: if the closing below cannot finish, a close-out cycle will.
         try:
@@ -260,7 +260,7 @@ def bot_trip_breaker(*, bot: Bot, breaker: str, reason: str) -> None:
 # --- Close-out (stop) ------------------------------------------------------------------------------
 
 
-def broker_for_bot(bot: Bot) -> Broker | None:
+def broker_for_bot(*, bot: Bot) -> Broker | None:
     """The live broker of a live bot; None for paper (its executor is trading.executors.PaperExecutor)."""
     if bot.mode != Bot.Mode.LIVE or bot.exchange_account is None:
         return None
@@ -275,7 +275,7 @@ def bot_close_out(*, bot: Bot) -> tuple[int, Decimal, int]:
     """
     executor = None
     try:
-        executor = executor_for(bot_id=bot.pk, broker=broker_for_bot(bot))
+        executor = executor_for(bot_id=bot.pk, broker=broker_for_bot(bot=bot))
         canceled = orders_cancel_open(executor=executor)
         open_symbols = sorted({p.symbol for p in executor.books.open_positions()})
         markets = (

@@ -242,118 +242,22 @@ def _evaluate_close(action: ProposedAction, inp: RiskInput, positions: dict[str,
 def _evaluate_open(
     action: ProposedAction, inp: RiskInput, positions: dict[str, OpenPosition], budget: _Budget
 ) -> ActionOutcome:
-    symbol, limits, account = action.symbol, inp.limits, inp.account
+    """An open, checked then sized: leverage, stop and target, margin, quantity (each clamp recorded)."""
+    symbol = action.symbol
     long = action.action == "open_long"
     side = "long" if long else "short"
-
-    if symbol not in inp.allowed_symbols:
-        raise _Rejected(f"{symbol} is not traded by this bot (allowed: {', '.join(inp.allowed_symbols) or 'none'})")
-    info = inp.markets.get(symbol)
-    if info is None:
-        raise _Rejected(f"no market information for {symbol}")
-    price = inp.prices.get(symbol)
-    if price is None or not _finite(price) or price <= 0:
-        raise _Rejected(f"no usable price for {symbol} ({price!r})")
-    _check_market(info)
-    if symbol in positions:
-        held = positions[symbol]
-        raise _Rejected(
-            f"a {held.side} position of {plain(held.quantity)} {symbol} is already open: close it first "
-            "(no adding to or flipping a position in one step)"
-        )
-    if account.trades_today + budget.opens >= limits.max_trades_per_day:
-        raise _Rejected(
-            f"daily trade limit reached ({account.trades_today + budget.opens} of {limits.max_trades_per_day} opens today)"
-        )
-    if not long and not info.contract:
-        raise _Rejected(f"{symbol} is a spot market: shorting needs a contract (perpetual/futures) market")
-
+    info, price = _open_market(action, inp, positions, budget)
     clamps: list[str] = []
     notes: list[str] = []
-
-    # Leverage.
-    leverage = action.leverage
-    if not _finite(leverage) or leverage <= 0:
-        raise _Rejected(f"leverage {leverage!r} is not a positive number")
-    if not info.contract and leverage != ONE:
-        clamps.append(f"leverage {plain(leverage)}x set to 1x: spot markets trade without leverage")
-        leverage = ONE
-    if leverage > limits.max_leverage:
-        clamps.append(f"leverage clamped from {plain(leverage)}x to the limit {plain(limits.max_leverage)}x")
-        leverage = limits.max_leverage
-    if leverage < ONE:
-        clamps.append(f"leverage {plain(leverage)}x raised to 1x (margin above the notional makes no sense)")
-        leverage = ONE
-
+    leverage = _open_leverage(action, info, inp.limits, clamps)
     # Stop-loss and take-profit: on the correct side of the price, after rounding to the tick.
     stop_loss = _protective_level(action.stop_loss, "stop_loss", price=price, info=info, below=long)
     take_profit = _protective_level(action.take_profit, "take_profit", price=price, info=info, below=not long)
     if stop_loss is None:
         notes.append("no stop-loss: the position has no automatic exit on a loss")
-
-    # Margin.
-    size_pct = action.size_pct
-    if not _finite(size_pct) or size_pct <= 0:
-        raise _Rejected(f"size_pct {size_pct!r} must be above 0 to open a position")
-    equity = account.equity
-    margin = size_pct / HUNDRED * equity
-    position_cap = limits.max_position_pct / HUNDRED * equity
-    if position_cap <= 0:
-        raise _Rejected(f"max_position_pct {plain(limits.max_position_pct)}% leaves no room for a position")
-    if margin > position_cap:
-        clamps.append(
-            f"margin clamped from {plain(margin)} ({_pct(size_pct)}% of equity) to {plain(position_cap)} "
-            f"(max_position_pct {_pct(limits.max_position_pct)}%)"
-        )
-        margin = position_cap
-
-    # Free cash must cover the margin and the estimated fee on the notional.
     fee_rate = max(inp.fee_bps, ZERO) / BPS if _finite(inp.fee_bps) else ZERO
-    if budget.cash <= 0:
-        raise _Rejected(f"no free cash left (free cash {plain(budget.cash)})")
-    cash_cap = budget.cash / (ONE + leverage * fee_rate)
-    if margin > cash_cap:
-        clamps.append(
-            f"margin clamped from {plain(margin)} to {plain(cash_cap)}: free cash {plain(budget.cash)} minus the fee"
-        )
-        margin = cash_cap
-
-    # Total exposure: open positions + opens approved in this decision + this one.
-    exposure_cap = limits.max_exposure_pct / HUNDRED * equity
-    room = exposure_cap - budget.exposure
-    if room <= 0:
-        raise _Rejected(
-            f"exposure limit reached: open notional {plain(budget.exposure)} of at most {plain(exposure_cap)} "
-            f"(max_exposure_pct {_pct(limits.max_exposure_pct)}%)"
-        )
-    if margin * leverage > room:
-        clamps.append(
-            f"notional clamped from {plain(margin * leverage)} to {plain(room)} so total exposure stays within "
-            f"{plain(exposure_cap)} (max_exposure_pct {_pct(limits.max_exposure_pct)}%)"
-        )
-        margin = room / leverage
-
-    # Quantity, rounded down to the step (in contracts for contract markets).
-    size = _contract_size(info)
-    quantity = info.round_amount(margin * leverage / (price * size))
-    if quantity <= 0:
-        raise _Rejected(
-            f"the position rounds to zero at {symbol}'s amount step {plain(info.amount_step)} "
-            f"(margin {plain(margin)}, {plain(leverage)}x){_because(clamps)}"
-        )
-    if quantity < info.min_amount:
-        raise _Rejected(
-            f"quantity {plain(quantity)} is below {symbol}'s minimum {plain(info.min_amount)}{_because(clamps)}"
-        )
-    notional = quantity * size * price
-    if notional < info.min_notional:
-        raise _Rejected(
-            f"notional {plain(notional)} is below {symbol}'s minimum {plain(info.min_notional)}{_because(clamps)}"
-        )
-    # Rounded down: never more than the clamps above allowed.
-    margin = (notional / leverage).quantize(MONEY_STEP, rounding=ROUND_DOWN)
-    if margin <= 0:
-        raise _Rejected(f"the position is too small to hold a margin (notional {plain(notional)})")
+    margin = _open_margin(action, inp, budget, leverage=leverage, fee_rate=fee_rate, clamps=clamps)
+    quantity, notional, margin = _open_size(symbol, info, price=price, margin=margin, leverage=leverage, clamps=clamps)
 
     budget.cash -= margin + notional * fee_rate
     budget.exposure += notional
@@ -384,6 +288,132 @@ def _evaluate_open(
         reasons=[*clamps, *notes, summary],
         order=order,
     )
+
+
+def _open_market(
+    action: ProposedAction, inp: RiskInput, positions: dict[str, OpenPosition], budget: _Budget
+) -> tuple[MarketInfo, Decimal]:
+    """The market and price of an open that may be opened at all (else rejected with the reason)."""
+    symbol, limits, account = action.symbol, inp.limits, inp.account
+    if symbol not in inp.allowed_symbols:
+        raise _Rejected(f"{symbol} is not traded by this bot (allowed: {', '.join(inp.allowed_symbols) or 'none'})")
+    info = inp.markets.get(symbol)
+    if info is None:
+        raise _Rejected(f"no market information for {symbol}")
+    price = inp.prices.get(symbol)
+    if price is None or not _finite(price) or price <= 0:
+        raise _Rejected(f"no usable price for {symbol} ({price!r})")
+    _check_market(info)
+    if symbol in positions:
+        held = positions[symbol]
+        raise _Rejected(
+            f"a {held.side} position of {plain(held.quantity)} {symbol} is already open: close it first "
+            "(no adding to or flipping a position in one step)"
+        )
+    if account.trades_today + budget.opens >= limits.max_trades_per_day:
+        raise _Rejected(
+            f"daily trade limit reached ({account.trades_today + budget.opens} of {limits.max_trades_per_day} opens today)"
+        )
+    if action.action != "open_long" and not info.contract:
+        raise _Rejected(f"{symbol} is a spot market: shorting needs a contract (perpetual/futures) market")
+    return info, price
+
+
+def _open_leverage(action: ProposedAction, info: MarketInfo, limits: RiskLimits, clamps: list[str]) -> Decimal:
+    leverage = action.leverage
+    if not _finite(leverage) or leverage <= 0:
+        raise _Rejected(f"leverage {leverage!r} is not a positive number")
+    if not info.contract and leverage != ONE:
+        clamps.append(f"leverage {plain(leverage)}x set to 1x: spot markets trade without leverage")
+        leverage = ONE
+    if leverage > limits.max_leverage:
+        clamps.append(f"leverage clamped from {plain(leverage)}x to the limit {plain(limits.max_leverage)}x")
+        leverage = limits.max_leverage
+    if leverage < ONE:
+        clamps.append(f"leverage {plain(leverage)}x raised to 1x (margin above the notional makes no sense)")
+        leverage = ONE
+    return leverage
+
+
+def _open_margin(
+    action: ProposedAction,
+    inp: RiskInput,
+    budget: _Budget,
+    *,
+    leverage: Decimal,
+    fee_rate: Decimal,
+    clamps: list[str],
+) -> Decimal:
+    """The margin asked for, clamped to the position limit, the free cash and the exposure limit."""
+    limits = inp.limits
+    size_pct = action.size_pct
+    if not _finite(size_pct) or size_pct <= 0:
+        raise _Rejected(f"size_pct {size_pct!r} must be above 0 to open a position")
+    equity = inp.account.equity
+    margin = size_pct / HUNDRED * equity
+    position_cap = limits.max_position_pct / HUNDRED * equity
+    if position_cap <= 0:
+        raise _Rejected(f"max_position_pct {plain(limits.max_position_pct)}% leaves no room for a position")
+    if margin > position_cap:
+        clamps.append(
+            f"margin clamped from {plain(margin)} ({_pct(size_pct)}% of equity) to {plain(position_cap)} "
+            f"(max_position_pct {_pct(limits.max_position_pct)}%)"
+        )
+        margin = position_cap
+
+    # Free cash must cover the margin and the estimated fee on the notional.
+    if budget.cash <= 0:
+        raise _Rejected(f"no free cash left (free cash {plain(budget.cash)})")
+    cash_cap = budget.cash / (ONE + leverage * fee_rate)
+    if margin > cash_cap:
+        clamps.append(
+            f"margin clamped from {plain(margin)} to {plain(cash_cap)}: free cash {plain(budget.cash)} minus the fee"
+        )
+        margin = cash_cap
+
+    # Total exposure: open positions + opens approved in this decision + this one.
+    exposure_cap = limits.max_exposure_pct / HUNDRED * equity
+    room = exposure_cap - budget.exposure
+    if room <= 0:
+        raise _Rejected(
+            f"exposure limit reached: open notional {plain(budget.exposure)} of at most {plain(exposure_cap)} "
+            f"(max_exposure_pct {_pct(limits.max_exposure_pct)}%)"
+        )
+    if margin * leverage > room:
+        clamps.append(
+            f"notional clamped from {plain(margin * leverage)} to {plain(room)} so total exposure stays within "
+            f"{plain(exposure_cap)} (max_exposure_pct {_pct(limits.max_exposure_pct)}%)"
+        )
+        margin = room / leverage
+    return margin
+
+
+def _open_size(
+    symbol: str, info: MarketInfo, *, price: Decimal, margin: Decimal, leverage: Decimal, clamps: list[str]
+) -> tuple[Decimal, Decimal, Decimal]:
+    """(quantity, notional, margin): the quantity rounded down to the step (in contracts for contract
+    markets), within the market's minimums, and the margin it really locks."""
+    size = _contract_size(info)
+    quantity = info.round_amount(margin * leverage / (price * size))
+    if quantity <= 0:
+        raise _Rejected(
+            f"the position rounds to zero at {symbol}'s amount step {plain(info.amount_step)} "
+            f"(margin {plain(margin)}, {plain(leverage)}x){_because(clamps)}"
+        )
+    if quantity < info.min_amount:
+        raise _Rejected(
+            f"quantity {plain(quantity)} is below {symbol}'s minimum {plain(info.min_amount)}{_because(clamps)}"
+        )
+    notional = quantity * size * price
+    if notional < info.min_notional:
+        raise _Rejected(
+            f"notional {plain(notional)} is below {symbol}'s minimum {plain(info.min_notional)}{_because(clamps)}"
+        )
+    # Rounded down: never more than the clamps above allowed.
+    margin = (notional / leverage).quantize(MONEY_STEP, rounding=ROUND_DOWN)
+    if margin <= 0:
+        raise _Rejected(f"the position is too small to hold a margin (notional {plain(notional)})")
+    return quantity, notional, margin
 
 
 def _check_market(info: MarketInfo) -> None:

@@ -288,14 +288,83 @@ def _load_settings() -> Any:
     return settings
 
 
-def run(argv: Sequence[str] | None = None, *, stream: IO[str] | None = None) -> int:
-    """Start everything and supervise it until a signal or a child's death; return the exit code."""
+def _arguments(argv: Sequence[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m tradingagent.launcher", description=__doc__.splitlines()[0])
     parser.add_argument("--seed-demo", action="store_true", help="run `manage.py seed_demo` before starting")
     parser.add_argument("--no-migrate", action="store_true", help="skip `manage.py migrate`")
     parser.add_argument("--host", default="127.0.0.1", help="address web and Flower bind to (default 127.0.0.1)")
     parser.add_argument("--stop-timeout", type=float, default=30.0, help="seconds children get to stop")
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def _check_can_start(*, settings: Any, host: str) -> None:
+    """Refuse to start what could not run or would be unsafe; create the folders the run writes."""
+    if not settings.DEBUG and not os.environ.get("FLOWER_BASIC_AUTH"):
+        raise LaunchError("FLOWER_BASIC_AUTH must be set (user:password) when DEBUG is off: Flower controls workers")
+    for name in ("PORT", "FLOWER_PORT"):
+        port = int(getattr(settings, name))
+        if port_in_use(port, host):
+            raise LaunchError(f"port {port} is already in use on {host}: set {name} to a free port")
+    # The SQLite database, the beat schedule and the embedded Redis data live here; WhiteNoise
+    # expects STATIC_ROOT to exist even when it serves from the app folders (DEBUG).
+    Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
+    Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+
+
+def _start_embedded_redis(*, settings: Any, output: _Output) -> bool:
+    """Start the embedded Redis unless one runs; True if this launcher started it (and stops it)."""
+    from tradingagent.embedded import ensure_embedded_redis
+
+    try:
+        started = ensure_embedded_redis(port=settings.EMBEDDED_REDIS_PORT, var_dir=Path(settings.VAR_DIR))
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        raise LaunchError(f"the embedded Redis did not start: {exc}") from None
+    where = "started" if started else "already running"
+    output.line("launcher", f"embedded Redis {where} on 127.0.0.1:{settings.EMBEDDED_REDIS_PORT}")
+    return started
+
+
+def _prepare(*, args: argparse.Namespace, env: dict[str, str], output: _Output) -> list[str]:
+    """The one-shot steps before the services: migrate, then the demo bots; the demo's lines."""
+    manage = [sys.executable, str(BASE_DIR / "manage.py")]
+    if not args.no_migrate:
+        _run_step("migrate", [*manage, "migrate", "--noinput"], output=output, cwd=BASE_DIR, env=env)
+    if args.seed_demo:
+        return _run_step("seed", [*manage, "seed_demo"], output=output, cwd=BASE_DIR, env=env)
+    return []
+
+
+def _supervise(
+    *,
+    supervisor: Supervisor,
+    stop_requested: threading.Event,
+    settings: Any,
+    host: str,
+    demo_lines: list[str],
+    output: _Output,
+) -> int:
+    """Watch the children until a stop is requested (0) or one dies or never gets ready (1)."""
+    announced = False
+    ready_deadline = time.monotonic() + READY_TIMEOUT_SECONDS
+    while not stop_requested.wait(0.25):
+        dead = supervisor.dead_child()
+        if dead is not None:
+            output.line("launcher", f"{dead.name} exited with code {dead.process.returncode}: stopping everything")
+            return 1
+        if announced:
+            continue
+        if supervisor.ready():
+            output.block(banner(settings=settings, host=host, demo_lines=demo_lines))
+            announced = True
+        elif time.monotonic() > ready_deadline:
+            output.line("launcher", f"web and Flower did not open their ports in {READY_TIMEOUT_SECONDS:.0f} s")
+            return 1
+    return 0
+
+
+def run(argv: Sequence[str] | None = None, *, stream: IO[str] | None = None) -> int:
+    """Start everything and supervise it until a signal or a child's death; return the exit code."""
+    args = _arguments(argv)
     output = _Output(stream or sys.stdout)
 
     stop_requested = threading.Event()
@@ -313,39 +382,15 @@ def run(argv: Sequence[str] | None = None, *, stream: IO[str] | None = None) -> 
     exit_code = 0
     try:
         settings = _load_settings()
-        if not settings.DEBUG and not os.environ.get("FLOWER_BASIC_AUTH"):
-            raise LaunchError(
-                "FLOWER_BASIC_AUTH must be set (user:password) when DEBUG is off: Flower controls workers"
-            )
-        for name in ("PORT", "FLOWER_PORT"):
-            port = int(getattr(settings, name))
-            if port_in_use(port, args.host):
-                raise LaunchError(f"port {port} is already in use on {args.host}: set {name} to a free port")
-        # The SQLite database, the beat schedule and the embedded Redis data live here; WhiteNoise
-        # expects STATIC_ROOT to exist even when it serves from the app folders (DEBUG).
-        Path(settings.VAR_DIR).mkdir(parents=True, exist_ok=True)
-        Path(settings.STATIC_ROOT).mkdir(parents=True, exist_ok=True)
+        _check_can_start(settings=settings, host=args.host)
         env = dict(os.environ)
         # The dashboard links to Flower; point it at the port Flower really gets.
         env.setdefault("FLOWER_URL", f"http://{args.host}:{settings.FLOWER_PORT}/")
         if settings.EMBEDDED_REDIS:
-            from tradingagent.embedded import ensure_embedded_redis
-
-            try:
-                started_redis = ensure_embedded_redis(port=settings.EMBEDDED_REDIS_PORT, var_dir=Path(settings.VAR_DIR))
-            except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
-                raise LaunchError(f"the embedded Redis did not start: {exc}") from None
-            where = "started" if started_redis else "already running"
-            output.line("launcher", f"embedded Redis {where} on 127.0.0.1:{settings.EMBEDDED_REDIS_PORT}")
-        manage = [sys.executable, str(BASE_DIR / "manage.py")]
-        if not args.no_migrate:
-            _run_step("migrate", [*manage, "migrate", "--noinput"], output=output, cwd=BASE_DIR, env=env)
-        demo_lines: list[str] = []
-        if args.seed_demo:
-            demo_lines = _run_step("seed", [*manage, "seed_demo"], output=output, cwd=BASE_DIR, env=env)
+            started_redis = _start_embedded_redis(settings=settings, output=output)
+        demo_lines = _prepare(args=args, env=env, output=output)
         if stop_requested.is_set():
             return 0
-
         supervisor = Supervisor(
             child_specs(python=sys.executable, settings=settings, host=args.host),
             output=output,
@@ -354,22 +399,14 @@ def run(argv: Sequence[str] | None = None, *, stream: IO[str] | None = None) -> 
             host=args.host,
         )
         supervisor.start()
-        announced = False
-        ready_deadline = time.monotonic() + READY_TIMEOUT_SECONDS
-        while not stop_requested.wait(0.25):
-            dead = supervisor.dead_child()
-            if dead is not None:
-                output.line("launcher", f"{dead.name} exited with code {dead.process.returncode}: stopping everything")
-                exit_code = 1
-                break
-            if not announced:
-                if supervisor.ready():
-                    output.block(banner(settings=settings, host=args.host, demo_lines=demo_lines))
-                    announced = True
-                elif time.monotonic() > ready_deadline:
-                    output.line("launcher", f"web and Flower did not open their ports in {READY_TIMEOUT_SECONDS:.0f} s")
-                    exit_code = 1
-                    break
+        exit_code = _supervise(
+            supervisor=supervisor,
+            stop_requested=stop_requested,
+            settings=settings,
+            host=args.host,
+            demo_lines=demo_lines,
+            output=output,
+        )
     except LaunchError as exc:
         if stop_requested.is_set():
             # Ctrl-C reached the one-shot step too (same terminal): an interruption, not a failure.

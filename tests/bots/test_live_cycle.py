@@ -58,7 +58,9 @@ def test_timed_out_submit_is_found_by_client_id_not_sent_again(binance_replay, m
         monkeypatch.setattr(
             bots.cycle,
             "broker_for_bot",
-            lambda b: broker_for_account(b.exchange_account, timeout_ms=1000, config_overrides=server.ccxt_overrides()),
+            lambda bot: broker_for_account(
+                bot.exchange_account, timeout_ms=1000, config_overrides=server.ccxt_overrides()
+            ),
         )
         # The exchange records the order, then answers after the client gave up.
         server.state.order_delay = 2.5
