@@ -129,7 +129,8 @@ def _run(*, bot: Bot, cycle: Cycle, lease_owner: str) -> Cycle:
     timer = Timer()
     executor: Executor | None = None
     try:
-        executor = executor_for(bot_id=bot.pk, broker=broker_for_bot(bot=bot))
+        books = DatabaseBooks(bot_id=bot.pk, publisher=realtime)
+        executor = executor_for(bot_id=bot.pk, broker=broker_for_bot(bot=bot), books=books)
         ctx = CycleContext(
             bot=bot,
             cycle=cycle,

@@ -38,8 +38,8 @@ from trading.services import (
     exchange_account_save,
     orders_cancel_open,
     positions_close_all,
+    trading_account_fund,
     trading_account_open,
-    trading_account_refund,
 )
 
 logger = logging.getLogger(__name__)
@@ -130,7 +130,7 @@ def bot_update(*, bot: Bot, data: dict[str, Any]) -> Bot:
         # request is validated, and writing back a stale copy would undo a breaker.
         bot.save(update_fields=update)
         if "starting_capital" in fields and not has_run:
-            trading_account_refund(bot_id=bot.pk, capital=bot.starting_capital)
+            trading_account_fund(bot_id=bot.pk, capital=bot.starting_capital)
     if "interval_seconds" in fields:
         Bot.objects.filter(pk=bot.pk, status=Bot.Status.ACTIVE).update(next_cycle_at=first_slot(bot=bot))
     return bot

@@ -34,7 +34,7 @@ from django.utils import timezone
 from bots.decisions import AccountView, Decision, DecisionContext, DecisionMaker, DecisionOutcome, PositionView
 from bots.models import Bot, Cycle
 from marketdata.types import MarketSnapshot
-from trading.accounting import AccountMark
+from trading.accounting import AccountMark, BreakerMarks
 from trading.books import Books, OpenDetails, PlannedOrder, TradingPublisher
 from trading.executors import Executor
 from trading.metrics import SECONDS_PER_YEAR, sharpe_ratio
@@ -152,6 +152,7 @@ class CycleContext:
     prices: dict[str, Decimal] = field(default_factory=dict)
     positions: list[Position] = field(default_factory=list)
     account: AccountMark | None = None
+    marks: BreakerMarks | None = None
     trades_today: int = 0
     decision: Decision | None = None
     decision_failed: bool = False
@@ -194,7 +195,7 @@ def protect(ctx: CycleContext) -> None:
     ctx.positions = books.open_positions()
     ctx.account = books.mark(prices=ctx.prices, positions=ctx.positions)
     now = ctx.clock.now()
-    books.update_marks(equity=ctx.account.equity, today=now.date(), market_time=ctx.snapshot.market_time)
+    ctx.marks = books.update_marks(equity=ctx.account.equity, today=now.date(), market_time=ctx.snapshot.market_time)
     ctx.trades_today = books.trades_today(now=now)
     breaker, reason = ctx.risk.check_breakers(account_state(ctx), ctx.bot.risk_limits())
     if breaker and ctx.cycle.kind == Cycle.Kind.TRADE:
@@ -311,13 +312,12 @@ def run_trade_stages(ctx: CycleContext) -> Cycle:
 
 
 def account_state(ctx: CycleContext) -> AccountState:
-    assert ctx.account is not None
-    account = ctx.books.account()
+    assert ctx.account is not None and ctx.marks is not None
     return AccountState(
         equity=ctx.account.equity,
         cash=ctx.account.cash,
-        peak_equity=max(account.peak_equity, ctx.account.equity),
-        day_start_equity=account.day_start_equity or ctx.account.equity,
+        peak_equity=max(ctx.marks.peak_equity, ctx.account.equity),
+        day_start_equity=ctx.marks.day_start_equity or ctx.account.equity,
         trades_today=ctx.trades_today,
     )
 

@@ -88,6 +88,8 @@ class Books(Protocol):
 
     def open_position(self, symbol: str) -> Position | None: ...
 
+    def position(self, position_id: int) -> Position: ...
+
     def mark(self, *, prices: Mapping[str, Decimal], positions: list[Position] | None = None) -> AccountMark: ...
 
     def trades_today(self, *, now: datetime) -> int: ...
@@ -97,7 +99,7 @@ class Books(Protocol):
     def active_orders(self, *, exclude_cycle_id: int | None = None, with_cycle: bool = False) -> list[Order]: ...
 
     # --- writes ---
-    def update_marks(self, *, equity: Decimal, today: date, market_time: datetime | None) -> None: ...
+    def update_marks(self, *, equity: Decimal, today: date, market_time: datetime | None) -> BreakerMarks: ...
 
     def prepare_orders(self, *, cycle_id: int, slot: datetime, planned: list[PlannedOrder]) -> list[Order]: ...
 
@@ -187,6 +189,9 @@ class DatabaseBooks:
     def open_position(self, symbol: str) -> Position | None:
         return Position.objects.filter(bot_id=self.bot_id, symbol=symbol, status=Position.Status.OPEN).first()
 
+    def position(self, position_id: int) -> Position:
+        return Position.objects.get(pk=position_id, bot_id=self.bot_id)
+
     def mark(self, *, prices: Mapping[str, Decimal], positions: list[Position] | None = None) -> AccountMark:
         """The account marked to `prices` (its open positions read unless given)."""
         cash = self.account().cash
@@ -221,9 +226,9 @@ class DatabaseBooks:
 
     # --- marks and orders ----------------------------------------------------------------------
 
-    def update_marks(self, *, equity: Decimal, today: date, market_time: datetime | None) -> None:
+    def update_marks(self, *, equity: Decimal, today: date, market_time: datetime | None) -> BreakerMarks:
         """Keep the breakers' marks (peak equity, the equity at 00:00 UTC) and the market time the
-        account was last marked at; one UPDATE, and none when nothing moved."""
+        account was last marked at; one UPDATE, and none when nothing moved. Returns the marks."""
         account = self.account()
         current = BreakerMarks(
             peak_equity=account.peak_equity,
@@ -242,6 +247,7 @@ class DatabaseBooks:
             fields["market_time"] = market_time
         if fields:
             TradingAccount.objects.filter(pk=self.bot_id).update(**fields, updated_at=timezone.now())
+        return marks
 
     def prepare_orders(self, *, cycle_id: int, slot: datetime, planned: list[PlannedOrder]) -> list[Order]:
         """Write the cycle's orders as `pending_submit`, once: a rerun returns the existing rows."""

@@ -47,7 +47,7 @@ def trading_account_open(*, bot_id: int, owner_id: int, capital: Decimal, today:
     )
 
 
-def trading_account_refund(*, bot_id: int, capital: Decimal) -> None:
+def trading_account_fund(*, bot_id: int, capital: Decimal) -> None:
     """Fund an account that never traded with a new starting capital (its marks follow)."""
     TradingAccount.objects.filter(pk=bot_id).update(cash=capital, peak_equity=capital, day_start_equity=capital)
 
@@ -56,17 +56,13 @@ def exchange_account_save(*, account: ExchangeAccount, data: dict[str, Any]) -> 
     """Create or change an exchange account after the model's rules (`clean`); returns the account
     and whether it left its testnet for real money (the bots app then asks its live bots to be
     confirmed again: bots.services.exchange_account_update)."""
-    leaving_testnet = False
     with transaction.atomic():
-        if account.pk is not None:
-            was_testnet = ExchangeAccount.objects.filter(pk=account.pk, testnet=True).exists()
+        was_testnet = account.pk is not None and ExchangeAccount.objects.filter(pk=account.pk, testnet=True).exists()
         for key, value in data.items():
             setattr(account, key, value)
-        account.clean()  # the model's rules (a testnet the exchange has, accounts under live bots)
-        if account.pk is not None:
-            leaving_testnet = was_testnet and not account.testnet
+        account.clean()  # the model's rules (a testnet the exchange has); ValidationError → 400
         account.save()
-    return account, leaving_testnet
+    return account, was_testnet and not account.testnet
 
 
 # --- The order flows -----------------------------------------------------------------------------
@@ -153,7 +149,7 @@ def positions_close_all(*, executor: Executor, markets: dict[str, SymbolMarket],
             continue
         order = books.exit_order(position=position, reference=market.price, intent=Order.Intent.CLOSE, info=market.info)
         executor.execute(order=order, market=market, close_reason=reason)
-        position.refresh_from_db()
+        position = books.position(position.pk)
         if position.status == Position.Status.CLOSED:
             closed += 1
             realized += position.realized_pnl - position.fees

@@ -96,3 +96,19 @@ def test_build_decision_maker_for_every_provider() -> None:
     for provider in PROVIDERS:
         maker = build_decision_maker(provider=provider, model="m", bot_id=7, llm_daily_budget=Decimal("1.5"))
         assert (maker.provider, maker.model) == (provider, "m")
+
+
+def test_every_setting_the_registry_names_exists_and_is_documented() -> None:
+    from django.conf import settings
+
+    from bots.providers import REGISTRY
+    from tests.test_settings_env import BASE_DIR
+
+    readme = (BASE_DIR / "README.md").read_text()
+    for entry in REGISTRY.values():
+        for name in filter(None, (entry.key_setting, entry.base_url_setting, entry.required_setting)):
+            assert hasattr(settings, name), f"{entry.name}: settings has no {name}"
+            assert f"| `{name}` |" in readme, f"{entry.name}: {name} is not in the README's table"
+        # The factory builds every LLM provider's decision maker from the registry's entry.
+        if entry.is_llm:
+            assert entry.required_setting in (entry.key_setting, entry.base_url_setting)
