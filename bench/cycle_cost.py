@@ -63,7 +63,7 @@ def run(cycles: int) -> None:
                 "exchange": exchange,
                 "timeframe": timeframe,
                 "interval_seconds": 180,
-                "max_trades_per_day": 10_000,
+                "max_trades_per_day": 1000,
                 "starting_capital": Decimal(10000),
             },
         )

@@ -34,7 +34,7 @@ from django.utils import timezone
 from bots.decisions import AccountView, Decision, DecisionContext, DecisionMaker, DecisionOutcome, PositionView
 from bots.models import Bot, Cycle
 from marketdata.types import MarketSnapshot
-from trading.accounting import AccountMark, BreakerMarks
+from trading.accounting import AccountMark, BreakerMarks, mark_account
 from trading.books import Books, OpenDetails, PlannedOrder, TradingPublisher
 from trading.executors import Executor
 from trading.metrics import SECONDS_PER_YEAR, sharpe_ratio
@@ -193,9 +193,10 @@ def protect(ctx: CycleContext) -> None:
         ctx.control.exit_hit(event)
     books = ctx.books
     ctx.positions = books.open_positions()
-    ctx.account = books.mark(prices=ctx.prices, positions=ctx.positions)
+    row = books.account()
+    ctx.account = mark_account(cash=row.cash, positions=ctx.positions, prices=ctx.prices)
     now = ctx.clock.now()
-    ctx.marks = books.update_marks(equity=ctx.account.equity, today=now.date(), market_time=ctx.snapshot.market_time)
+    ctx.marks = books.update_marks(account=row, equity=ctx.account.equity, today=now.date())
     ctx.trades_today = books.trades_today(now=now)
     breaker, reason = ctx.risk.check_breakers(account_state(ctx), ctx.bot.risk_limits())
     if breaker and ctx.cycle.kind == Cycle.Kind.TRADE:

@@ -99,7 +99,7 @@ class Books(Protocol):
     def active_orders(self, *, exclude_cycle_id: int | None = None, with_cycle: bool = False) -> list[Order]: ...
 
     # --- writes ---
-    def update_marks(self, *, equity: Decimal, today: date, market_time: datetime | None) -> BreakerMarks: ...
+    def update_marks(self, *, account: TradingAccount, equity: Decimal, today: date) -> BreakerMarks: ...
 
     def prepare_orders(self, *, cycle_id: int, slot: datetime, planned: list[PlannedOrder]) -> list[Order]: ...
 
@@ -226,27 +226,22 @@ class DatabaseBooks:
 
     # --- marks and orders ----------------------------------------------------------------------
 
-    def update_marks(self, *, equity: Decimal, today: date, market_time: datetime | None) -> BreakerMarks:
-        """Keep the breakers' marks (peak equity, the equity at 00:00 UTC) and the market time the
-        account was last marked at; one UPDATE, and none when nothing moved. Returns the marks."""
-        account = self.account()
+    def update_marks(self, *, account: TradingAccount, equity: Decimal, today: date) -> BreakerMarks:
+        """Keep the breakers' marks (peak equity, the equity at 00:00 UTC) of the account as read
+        (`account`) now that it is marked at `equity`: one UPDATE, none when nothing moved."""
         current = BreakerMarks(
             peak_equity=account.peak_equity,
             day_start_equity=account.day_start_equity,
             day_start_date=account.day_start_date,
         )
         marks = next_marks(current=current, equity=equity, today=today)
-        fields: dict[str, Any] = {}
         if marks != current:
-            fields.update(
+            TradingAccount.objects.filter(pk=self.bot_id).update(
                 peak_equity=marks.peak_equity,
                 day_start_equity=marks.day_start_equity,
                 day_start_date=marks.day_start_date,
+                updated_at=timezone.now(),
             )
-        if market_time is not None and market_time != account.market_time:
-            fields["market_time"] = market_time
-        if fields:
-            TradingAccount.objects.filter(pk=self.bot_id).update(**fields, updated_at=timezone.now())
         return marks
 
     def prepare_orders(self, *, cycle_id: int, slot: datetime, planned: list[PlannedOrder]) -> list[Order]:

@@ -78,9 +78,6 @@ class TradingAccount(models.Model):
     peak_equity = money_field(default=Decimal(0), help_text="highest equity marked (drawdown breaker)")
     day_start_equity = money_field(default=Decimal(0), help_text="equity at the first mark of the UTC day")
     day_start_date = models.DateField(null=True, blank=True)
-    # Open time of the last candle the account was marked at: open positions are valued at that
-    # market time, never with candles from a replayed market's future.
-    market_time = models.DateTimeField(null=True, blank=True)
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

@@ -3,10 +3,9 @@
 Every function reads with a constant number of queries whatever the number of accounts: prices
 come from one query with a correlated subquery per position, never a query per bot.
 
-Prices are read at the market time each account was last marked at (`TradingAccount.market_time`,
-the open time of the last candle its latest cycle saw), not "the newest candle stored", so a
-replayed market is never marked with candles from its future. Before any mark, the newest stored
-candle stands in.
+Prices are read at the market time of the account's latest equity point (the open time of the
+last candle its latest cycle saw), not "the newest candle stored", so a replayed market is never
+marked with candles from its future. Before any equity point, the newest stored candle stands in.
 """
 
 from __future__ import annotations
@@ -23,7 +22,7 @@ from django.db.models.functions import Coalesce
 
 from marketdata.models import Candle
 from trading.accounting import mark_account
-from trading.models import ExchangeAccount, Fill, Order, Position, TradingAccount
+from trading.models import EquitySnapshot, ExchangeAccount, Fill, Order, Position, TradingAccount
 
 UserLike = AbstractBaseUser | AnonymousUser
 
@@ -62,7 +61,12 @@ def latest_prices(*, pairs: Sequence[tuple[int, str]]) -> dict[int, dict[str, De
     """
     if not pairs:
         return {}
-    mark_time = Subquery(TradingAccount.objects.filter(pk=OuterRef(OuterRef("bot_id"))).values("market_time")[:1])
+    # equity_bot_time serves this: WHERE bot_id=? ORDER BY time DESC LIMIT 1.
+    mark_time = Subquery(
+        EquitySnapshot.objects.filter(bot_id=OuterRef(OuterRef("bot_id")), market_time__isnull=False)
+        .order_by("-time")
+        .values("market_time")[:1]
+    )
     close = Subquery(
         Candle.objects.filter(
             exchange=OuterRef("bot__exchange"),

@@ -10,7 +10,7 @@ from django.db import connection
 
 from marketdata.models import Candle
 from tests.api.conftest import SLOT, traded
-from trading.models import ExchangeAccount, Fill, Order, Position, TradingAccount
+from trading.models import EquitySnapshot, ExchangeAccount, Fill, Order, Position
 
 pytestmark = pytest.mark.django_db
 
@@ -41,8 +41,8 @@ def test_a_newer_candle_moves_the_unrealized_pnl(api, traded_bot):
         defaults={"open": 1, "high": 1, "low": 1, "close": position.entry_price * 2, "volume": 1},
     )
     before = Decimal(api.get(f"/api/positions/{position.pk}/").json()["unrealized_pnl"])
-    # The next cycle marks the account at the newer candle's market time.
-    TradingAccount.objects.filter(pk=traded_bot.pk).update(market_time=later)
+    # The account's latest mark (its equity point) is at the newer candle's market time.
+    EquitySnapshot.objects.filter(bot=traded_bot).update(market_time=later)
 
     after = Decimal(api.get(f"/api/positions/{position.pk}/").json()["unrealized_pnl"])
 

@@ -10,16 +10,8 @@ from django.db import migrations, models
 
 def copy_accounts(apps, schema_editor):
     Bot = apps.get_model("bots", "Bot")
-    Cycle = apps.get_model("bots", "Cycle")
     TradingAccount = apps.get_model("trading", "TradingAccount")
-    latest_market_time = models.Subquery(
-        Cycle.objects.filter(bot_id=models.OuterRef("pk"), market_time__isnull=False)
-        .order_by("-slot")
-        .values("market_time")[:1]
-    )
-    rows = Bot.objects.annotate(last_market_time=latest_market_time).values_list(
-        "pk", "owner_id", "cash", "peak_equity", "day_start_equity", "day_start_date", "last_market_time"
-    )
+    rows = Bot.objects.values_list("pk", "owner_id", "cash", "peak_equity", "day_start_equity", "day_start_date")
     TradingAccount.objects.bulk_create(
         [
             TradingAccount(
@@ -29,9 +21,8 @@ def copy_accounts(apps, schema_editor):
                 peak_equity=peak,
                 day_start_equity=day_start,
                 day_start_date=day_start_date,
-                market_time=market_time,
             )
-            for pk, owner_id, cash, peak, day_start, day_start_date, market_time in rows.iterator()
+            for pk, owner_id, cash, peak, day_start, day_start_date in rows.iterator()
         ],
         batch_size=1000,
     )
@@ -66,7 +57,6 @@ class Migration(migrations.Migration):
                 ('peak_equity', models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='highest equity marked (drawdown breaker)', max_digits=30)),
                 ('day_start_equity', models.DecimalField(decimal_places=12, default=Decimal('0'), help_text='equity at the first mark of the UTC day', max_digits=30)),
                 ('day_start_date', models.DateField(blank=True, null=True)),
-                ('market_time', models.DateTimeField(blank=True, null=True)),
                 ('updated_at', models.DateTimeField(auto_now=True)),
                 ('owner', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='+', to=settings.AUTH_USER_MODEL)),
             ],
