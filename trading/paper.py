@@ -1,6 +1,6 @@
 """Paper-trading maths: fill prices, fees, margin, PnL, liquidation and stop/target triggers.
 
-Pure functions of plain values (no ORM, no settings), so trading.services only moves rows and
+Pure functions of plain values (no ORM, no settings), so the executors and books only move rows and
 every number here is tested by hand-computed examples.
 
 Model (what a user should know about paper results):

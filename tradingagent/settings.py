@@ -346,7 +346,7 @@ LOGGING = {
 }
 
 # --- LLM providers ----------------------------------------------------------------------------
-# Keys have no default: a provider without one cannot start a bot (bots.llm.ensure_configured
+# Keys have no default: a provider without one cannot start a bot (bots.providers.ensure_configured
 # says which variable to set). Base URLs point the official SDKs elsewhere (a proxy, a local
 # model server, or a test server speaking the provider's protocol).
 ANTHROPIC_API_KEY = env_str("ANTHROPIC_API_KEY", "")

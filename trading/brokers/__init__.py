@@ -1,4 +1,4 @@
-"""Brokers that talk to real exchanges. The paper broker lives in trading.services (its exchange
+"""Brokers that talk to real exchanges. The paper executor lives in trading.executors (its exchange
 is the database); the live one is `CcxtBroker`.
 
 ccxt is imported on first use, not with this package: `trading.brokers.base` (the interface) is

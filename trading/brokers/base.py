@@ -1,7 +1,7 @@
 """The interface of a broker that talks to a real exchange (trading.brokers.ccxt_broker).
 
 The paper broker needs no such interface: its "exchange" is the database, so it fills inside the
-same transaction that records the fill (trading.services).
+same transaction that records the fill (trading.executors.PaperExecutor).
 """
 
 from __future__ import annotations
