@@ -145,6 +145,9 @@ class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
     has_api_key = serializers.SerializerMethodField()
     has_api_secret = serializers.SerializerMethodField()
     has_passphrase = serializers.SerializerMethodField()
+    keys_readable = serializers.SerializerMethodField(
+        help_text="false when stored keys cannot be decrypted (the server's encryption key changed): enter them again"
+    )
 
     class Meta:
         model = ExchangeAccount
@@ -159,6 +162,7 @@ class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
             "has_api_key",
             "has_api_secret",
             "has_passphrase",
+            "keys_readable",
             "created_at",
             "updated_at",
         ]
@@ -175,6 +179,10 @@ class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
     @extend_schema_field(OpenApiTypes.BOOL)
     def get_has_passphrase(self, account: ExchangeAccount) -> bool:
         return bool(account.passphrase)
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_keys_readable(self, account: ExchangeAccount) -> bool:
+        return not account.unreadable_secrets
 
     def validate_exchange(self, value: str) -> str:
         value = value.strip().lower()
