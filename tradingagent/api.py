@@ -136,7 +136,8 @@ def _reshape(status_code: int, exc: Exception, data: Any) -> dict[str, Any]:
         if isinstance(data, list):
             return error_body(status_code=status_code, message=" ".join(str(m) for m in data))
     if isinstance(data, dict) and "detail" in data:
-        code = getattr(data["detail"], "code", None)
+        # simplejwt's errors carry their code beside the detail (`user_not_found`, `password_changed`).
+        code = data.get("code") if isinstance(data.get("code"), str) else getattr(data["detail"], "code", None)
         return error_body(
             status_code=status_code, code=code if isinstance(code, str) else None, message=str(data["detail"])
         )

@@ -117,8 +117,9 @@ def test_malformed_bodies_are_400(api):
 
 
 @pytest.mark.parametrize("body", ["[" * 100_000, '{"a":' * 100_000], ids=["arrays", "objects"])
-def test_json_nested_too_deeply_is_a_parse_error(api, anon, user, body):
+def test_json_nested_too_deeply_is_a_parse_error(api, anon, user, body, settings):
     """The JSON decoder recurses once per level: a deep enough body exhausted the stack (a 500)."""
+    settings.ALLOW_REGISTRATION = True
     bot = make_bot(owner=user)
     for client, method, path in (
         (anon, "post", "/api/auth/register/"),
