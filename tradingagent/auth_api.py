@@ -19,7 +19,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404
 from django.utils.encoding import force_str
 from django.utils.http import urlsafe_base64_decode
-from drf_spectacular.utils import extend_schema, inline_serializer
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import exceptions, generics, permissions, serializers, status
 from rest_framework.request import Request
 from rest_framework.response import Response
@@ -164,7 +164,13 @@ class TokenObtainView(APIView):
         # Makes a failed login a 401 (with the scheme to use), not DRF's 403 for unauthenticated views.
         return 'Bearer realm="api"'
 
-    @extend_schema(request=LoginSerializer, responses={200: TokenPairSerializer})
+    @extend_schema(
+        request=LoginSerializer,
+        responses={
+            200: TokenPairSerializer,
+            401: OpenApiResponse(description="Wrong email/username or password, or an inactive account."),
+        },
+    )
     def post(self, request: Request) -> Response:
         serializer = LoginSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -197,6 +203,18 @@ class TokenRefreshThrottledView(TokenRefreshView):
 
     throttle_classes = [AuthThrottle]
 
+    @extend_schema(
+        responses={
+            200: inline_serializer("TokenRefresh", {"access": serializers.CharField()}),
+            401: OpenApiResponse(
+                description="The token is invalid, expired, revoked (logout), older than a password change, "
+                "or its user is gone or inactive."
+            ),
+        }
+    )
+    def post(self, request: Request, *args: Any, **kwargs: Any) -> Response:
+        return super().post(request, *args, **kwargs)
+
 
 class LogoutSerializer(serializers.Serializer[Any]):
     refresh = serializers.CharField(help_text="the refresh token to revoke")
@@ -215,7 +233,10 @@ class LogoutView(APIView):
     def get_authenticate_header(self, request: Request) -> str:
         return 'Bearer realm="api"'  # an invalid token is a 401, not DRF's 403
 
-    @extend_schema(request=LogoutSerializer, responses={204: None})
+    @extend_schema(
+        request=LogoutSerializer,
+        responses={204: None, 401: OpenApiResponse(description="Not a valid, unexpired refresh token.")},
+    )
     def post(self, request: Request) -> Response:
         serializer = LogoutSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)

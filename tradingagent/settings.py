@@ -375,6 +375,13 @@ SPECTACULAR_SETTINGS = {
     # read-only fields (account state) are documented where they apply.
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/",
+    # Decimals are strings on the wire (DRF's COERCE_DECIMAL_TO_STRING): say so in the schema.
+    "COERCE_DECIMAL_TO_STRING": True,
+    # Every operation's error responses, in the one error format (tradingagent/api_schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradingagent.api_schema.document_errors",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",

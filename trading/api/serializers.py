@@ -13,12 +13,23 @@ from bots.selectors import PositionMark
 from trading.models import ExchangeAccount, Fill, Order, Position
 from tradingagent.api import unique_for_owner
 
+# A Decimal the API returns as a fixed-point string (like every DecimalField), or null before the
+# first price: documented as a string, not as a number that generated clients would parse.
+DECIMAL_STRING: dict[str, object] = {
+    "type": "string",
+    "format": "decimal",
+    "pattern": r"^-?\d+(\.\d+)?$",
+    "nullable": True,
+}
+
 
 class PositionSerializer(serializers.ModelSerializer[Position]):
     """A position; open ones carry the latest price and the unrealized PnL at that price."""
 
     price = serializers.SerializerMethodField(help_text="latest price the bot's market data has seen")
     unrealized_pnl = serializers.SerializerMethodField()
+    # Empty while the position is open: the schema says so (a blank choice).
+    close_reason = serializers.ChoiceField(choices=Position.CloseReason.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Position
@@ -54,15 +65,16 @@ class PositionSerializer(serializers.ModelSerializer[Position]):
         marks: dict[int, PositionMark] = self.context.get("marks", {})
         return marks.get(position.pk)
 
-    @extend_schema_field(OpenApiTypes.DECIMAL)
+    @extend_schema_field(DECIMAL_STRING)
     def get_price(self, position: Position) -> str | None:
         mark = self._mark(position)
-        return None if mark is None or mark.price is None else str(mark.price)
+        # Fixed-point ("0.00000012", not "1.2E-7"), as the schema's pattern says.
+        return None if mark is None or mark.price is None else f"{mark.price:f}"
 
-    @extend_schema_field(OpenApiTypes.DECIMAL)
+    @extend_schema_field(DECIMAL_STRING)
     def get_unrealized_pnl(self, position: Position) -> str | None:
         mark = self._mark(position)
-        return None if mark is None or mark.unrealized_pnl is None else str(mark.unrealized_pnl)
+        return None if mark is None or mark.unrealized_pnl is None else f"{mark.unrealized_pnl:f}"
 
 
 class FillSerializer(serializers.ModelSerializer[Fill]):
@@ -120,6 +132,13 @@ class OrderSerializer(serializers.ModelSerializer[Order]):
         read_only_fields = fields
 
 
+class _ExchangeField(serializers.ChoiceField):
+    """A ccxt exchange id, read case-insensitively ("Binance" is binance)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return super().to_internal_value(data.strip().lower() if isinstance(data, str) else data)
+
+
 class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
     """Exchange credentials. Keys are write-only: they are stored encrypted and never returned."""
 
@@ -141,6 +160,12 @@ class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
         max_length=256,
         trim_whitespace=True,
         style={"input_type": "password"},
+    )
+    # Exactly a ccxt exchange id (lower case), so the schema lists the valid ones.
+    exchange = _ExchangeField(
+        choices=sorted(ccxt.exchanges),
+        help_text="ccxt exchange id, e.g. binance",
+        error_messages={"invalid_choice": "{input!r} is not an exchange ccxt supports."},
     )
     has_api_key = serializers.SerializerMethodField()
     has_api_secret = serializers.SerializerMethodField()
