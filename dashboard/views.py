@@ -122,6 +122,16 @@ def leaderboard_page(request: HttpRequest) -> HttpResponse:
     return render(request, "dashboard/leaderboard.html", {"rows": rows, "page": "leaderboard", **_common(request)})
 
 
+class _TopBar:
+    """The top bar's figures (unread alerts, staff's Flower link) on Django's auth views too."""
+
+    request: HttpRequest
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_context_data(**kwargs)  # type: ignore[misc]
+        return {**_common(self.request), "page": "account", **context}
+
+
 class _ThrottledPost:
     """POSTs of a form that checks a password or sends a mail count in the login throttle
     (API_THROTTLE_AUTH per address, shared with the logins): no guessing, no mail bombing."""
@@ -139,21 +149,19 @@ class _ThrottledPost:
         return super().post(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
 
 
-class PasswordChangeView(_ThrottledPost, auth_views.PasswordChangeView):
+class PasswordChangeView(_TopBar, _ThrottledPost, auth_views.PasswordChangeView):
     """Change the password (the current one first). Other sessions and every API token issued
     before end; this session stays."""
 
     template_name = "dashboard/password_change.html"
     success_url = reverse_lazy("dashboard:password-change-done")
-    extra_context = {"page": "account"}
 
 
-class PasswordChangeDoneView(auth_views.PasswordChangeDoneView):
+class PasswordChangeDoneView(_TopBar, auth_views.PasswordChangeDoneView):
     template_name = "dashboard/password_change_done.html"
-    extra_context = {"page": "account"}
 
 
-class PasswordResetView(_ThrottledPost, auth_views.PasswordResetView):
+class PasswordResetView(_TopBar, _ThrottledPost, auth_views.PasswordResetView):
     """Ask for a reset mail; the same answer whether or not the address has an account."""
 
     template_name = "dashboard/password_reset.html"
@@ -165,16 +173,16 @@ class PasswordResetView(_ThrottledPost, auth_views.PasswordResetView):
         return HttpResponseRedirect(self.get_success_url())
 
 
-class PasswordResetSentView(auth_views.PasswordResetDoneView):
+class PasswordResetSentView(_TopBar, auth_views.PasswordResetDoneView):
     template_name = "dashboard/password_reset_sent.html"
 
 
-class PasswordResetConfirmView(auth_views.PasswordResetConfirmView):
+class PasswordResetConfirmView(_TopBar, auth_views.PasswordResetConfirmView):
     template_name = "dashboard/password_reset_confirm.html"
     success_url = reverse_lazy("dashboard:password-reset-complete")
 
 
-class PasswordResetCompleteView(auth_views.PasswordResetCompleteView):
+class PasswordResetCompleteView(_TopBar, auth_views.PasswordResetCompleteView):
     template_name = "dashboard/password_reset_complete.html"
 
 

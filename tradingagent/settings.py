@@ -408,11 +408,14 @@ if FLOWER_BASIC_AUTH and ":" not in FLOWER_BASIC_AUTH:
 # files or with the page's nonce (the dashboard's import map), no plugins, no framing. The API docs
 # pages relax it for their inline boot scripts (tradingagent/api_docs.py). WebSockets count as
 # 'self' for connect-src (CSP level 3).
+CHART_LOGO_STYLE_HASH = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
 CONTENT_SECURITY_POLICY = {
     "DIRECTIVES": {
         "default-src": [SELF],
         "script-src": [SELF, NONCE],
-        "style-src": [SELF],
+        # The one <style> the chart library (static/vendor/lightweight-charts) inserts, for its
+        # attribution logo, allowed by its hash (tests/test_csp_browser.py recomputes it).
+        "style-src": [SELF, CHART_LOGO_STYLE_HASH],
         "img-src": [SELF, "data:"],
         "font-src": [SELF],
         "connect-src": [SELF],
