@@ -85,7 +85,7 @@ SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env_str("SECURE_PROXY_SSL_HEADER", "
 INSTALLED_APPS = [
     "daphne",  # first, so `runserver` serves ASGI (HTTP + WebSocket)
     # Django's admin on our AdminSite: login throttled and locked out like every login, TOTP.
-    "tradingagent.apps.AdminConfig",
+    "tradingagent.admin_config.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
