@@ -20,7 +20,9 @@ def main() -> None:
     if getattr(settings, "EMBEDDED_REDIS", False):
         from tradingagent.embedded import ensure_embedded_redis
 
-        ensure_embedded_redis(port=settings.EMBEDDED_REDIS_PORT, var_dir=settings.VAR_DIR)
+        ensure_embedded_redis(
+            port=settings.EMBEDDED_REDIS_PORT, var_dir=settings.VAR_DIR, password=settings.EMBEDDED_REDIS_PASSWORD
+        )
     execute_from_command_line(sys.argv)
 
 

@@ -29,7 +29,6 @@ from typing import Any
 
 from asgiref.sync import sync_to_async
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
-from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 
 from alerts.realtime import account_group, bot_group, session_group, user_group
@@ -51,20 +50,19 @@ def _bearer_token(scope: dict[str, Any]) -> str | None:
 
 def user_for_token(raw_token: str) -> tuple[AbstractBaseUser, float] | None:
     """(the active user an access token belongs to, its expiry as a Unix time), or None (invalid,
-    expired, unknown or inactive user)."""
+    expired, unknown or inactive user, or a token from before the user's last password change):
+    the API's own check (JWTAuthentication.get_user)."""
+    from rest_framework.exceptions import AuthenticationFailed
+    from rest_framework_simplejwt.authentication import JWTAuthentication
     from rest_framework_simplejwt.exceptions import TokenError
-    from rest_framework_simplejwt.settings import api_settings
     from rest_framework_simplejwt.tokens import AccessToken
 
     try:
         token = AccessToken(raw_token)  # type: ignore[arg-type]
-    except TokenError:
+        user = JWTAuthentication().get_user(token)
+    except (TokenError, AuthenticationFailed):
         return None
-    user_id = token.get(api_settings.USER_ID_CLAIM)
-    if user_id is None:
-        return None
-    user = get_user_model().objects.filter(**{api_settings.USER_ID_FIELD: user_id}, is_active=True).first()
-    return None if user is None else (user, float(token["exp"]))
+    return user, float(token["exp"])
 
 
 def user_owns_bot(*, user_id: int, bot_id: int) -> bool:

@@ -118,7 +118,9 @@ def main() -> int:
     if getattr(settings, "EMBEDDED_REDIS", False):
         from tradingagent.embedded import ensure_embedded_redis
 
-        ensure_embedded_redis(port=settings.EMBEDDED_REDIS_PORT, var_dir=settings.VAR_DIR)
+        ensure_embedded_redis(
+            port=settings.EMBEDDED_REDIS_PORT, var_dir=settings.VAR_DIR, password=settings.EMBEDDED_REDIS_PASSWORD
+        )
     call_command("migrate", verbosity=0)
 
     tag = uuid.uuid4().hex[:10]

@@ -3,7 +3,6 @@
 - `core.errors`: `DomainError`, the one base of the domain errors; each carries its HTTP status.
 - `core.api`: the API's one error format and exception handler, the JSON parser, pagination,
   throttles and the error pages of /api/ paths.
-- `core.auth`: logging in with an email address or a username (the API and the dashboard).
 - `core.env`: typed readers of environment variables (the settings use them).
 - `core.redis`: one Redis client per process and URL.
 - `core.admin`: the owner-scoped admin base (a user sees and picks only their own rows).

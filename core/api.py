@@ -127,7 +127,8 @@ def _reshape(status_code: int, exc: Exception, data: Any) -> dict[str, Any]:
         if isinstance(data, list):
             return error_body(status_code=status_code, message=" ".join(str(m) for m in data))
     if isinstance(data, dict) and "detail" in data:
-        code = getattr(data["detail"], "code", None)
+        # simplejwt's errors carry their code beside the detail (`user_not_found`, `password_changed`).
+        code = data.get("code") if isinstance(data.get("code"), str) else getattr(data["detail"], "code", None)
         return error_body(
             status_code=status_code, code=code if isinstance(code, str) else None, message=str(data["detail"])
         )
@@ -220,16 +221,29 @@ class JSONParser(parsers.JSONParser):
 
 
 class Pagination(PageNumberPagination):
-    """`?page=N&page_size=M`; page size bounded by API_MAX_PAGE_SIZE."""
+    """`?page=N&page_size=M`; page size bounded by API_MAX_PAGE_SIZE. Both are positive integers:
+    anything else is a 400 (DRF would quietly use the defaults), as the schema says."""
 
     page_size_query_param = "page_size"
+    last_page_strings = ()
 
     def get_page_size(self, request: Request) -> int | None:
         from django.conf import settings
 
         self.page_size = settings.API_PAGE_SIZE
         self.max_page_size = settings.API_MAX_PAGE_SIZE
+        _positive_int_param(request, self.page_size_query_param)
         return super().get_page_size(request)
+
+    def get_page_number(self, request: Request, paginator: Any) -> Any:
+        _positive_int_param(request, self.page_query_param)
+        return super().get_page_number(request, paginator)
+
+
+def _positive_int_param(request: Request, name: str) -> None:
+    raw = request.query_params.get(name)
+    if raw is not None and not (raw.isascii() and raw.isdigit() and int(raw) > 0):
+        raise exceptions.ValidationError({name: ["A positive integer is required."]})
 
 
 class _SettingsRateMixin:

@@ -5,7 +5,7 @@ from typing import Any, cast
 from django import forms
 from django.contrib.auth.forms import AuthenticationForm
 
-from core.auth import authenticate_login
+from accounts.services import user_authenticate
 
 
 class LoginForm(AuthenticationForm):
@@ -21,7 +21,7 @@ class LoginForm(AuthenticationForm):
         login = (self.cleaned_data.get("username") or "").strip()
         password = self.cleaned_data.get("password")
         if login and password:
-            user = authenticate_login(request=self.request, login=login, password=password)
+            user = user_authenticate(request=self.request, login=login, password=password)
             if user is None:
                 raise self.get_invalid_login_error()
             # The project's user model is Django's; the helper is typed for any user model.

@@ -11,5 +11,17 @@ urlpatterns = [
     path("leaderboard/", views.leaderboard_page, name="leaderboard"),
     path("login/", views.DashboardLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(next_page="dashboard:login"), name="logout"),
+    path("account/", views.account_page, name="account"),
+    path("account/two-factor/", views.two_factor_page, name="two-factor"),
+    path("password/change/", views.PasswordChangeView.as_view(), name="password-change"),
+    path("password/change/done/", views.PasswordChangeDoneView.as_view(), name="password-change-done"),
+    path("password/reset/", views.PasswordResetView.as_view(), name="password-reset"),
+    path("password/reset/sent/", views.PasswordResetSentView.as_view(), name="password-reset-sent"),
+    path(
+        "password/reset/<uidb64>/<token>/",
+        views.PasswordResetConfirmView.as_view(),
+        name="password-reset-confirm",
+    ),
+    path("password/reset/done/", views.PasswordResetCompleteView.as_view(), name="password-reset-complete"),
     path("favicon.ico", views.FaviconView.as_view(), name="favicon"),
 ]

@@ -7,15 +7,20 @@ import math
 from typing import Any
 
 from django.conf import settings
+from django.contrib.auth import views as auth_views
 from django.contrib.auth.decorators import login_required
 from django.contrib.auth.views import LoginView
-from django.http import Http404, HttpRequest, HttpResponse
-from django.shortcuts import render
+from django.core.exceptions import PermissionDenied
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
+from django.shortcuts import redirect, render
 from django.templatetags.static import static
+from django.urls import reverse_lazy
 from django.views.decorators.csrf import ensure_csrf_cookie
 from django.views.generic import RedirectView
 from rest_framework.request import Request
 
+from accounts import services as accounts
+from accounts.forms import PasswordResetForm, TOTPCodeForm
 from alerts.models import Alert
 from bots import selectors
 from bots.providers import BASELINE
@@ -29,7 +34,8 @@ RECENT_ALERTS = 10
 
 def _common(request: HttpRequest) -> dict[str, Any]:
     return {
-        "flower_url": settings.FLOWER_URL,
+        # Flower controls the workers (and shows every task's arguments): linked for staff only.
+        "flower_url": settings.FLOWER_URL if request.user.is_staff else "",
         "unread_alerts": Alert.objects.filter(owner_id=request.user.pk, read=False).count(),
     }
 
@@ -41,6 +47,9 @@ class DashboardLoginView(LoginView):
     template_name = "dashboard/login.html"
     authentication_form = LoginForm
     redirect_authenticated_user = True
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        return {**super().get_context_data(**kwargs), "registration_open": accounts.registration_allowed()}
 
     def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
         throttle = AuthThrottle()
@@ -111,6 +120,122 @@ def bot_page(request: HttpRequest, bot_id: int) -> HttpResponse:
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
     rows = selectors.leaderboard(user=request.user, period="all")
     return render(request, "dashboard/leaderboard.html", {"rows": rows, "page": "leaderboard", **_common(request)})
+
+
+class _TopBar:
+    """The top bar's figures (unread alerts, staff's Flower link) on Django's auth views too."""
+
+    request: HttpRequest
+
+    def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
+        context: dict[str, Any] = super().get_context_data(**kwargs)  # type: ignore[misc]
+        return {**_common(self.request), "page": "account", **context}
+
+
+class _ThrottledPost:
+    """POSTs of a form that checks a password or sends a mail count in the login throttle
+    (API_THROTTLE_AUTH per address, shared with the logins): no guessing, no mail bombing."""
+
+    def post(self, request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+        throttle = AuthThrottle()
+        if not throttle.allow_request(Request(request), self):
+            seconds = max(1, math.ceil(throttle.wait() or 0))
+            context = self.get_context_data(  # type: ignore[attr-defined]
+                throttled=f"Too many attempts from your address. Try again in {seconds} second{'' if seconds == 1 else 's'}."
+            )
+            response = self.render_to_response(context, status=429)  # type: ignore[attr-defined]
+            response["Retry-After"] = str(seconds)
+            return response  # type: ignore[no-any-return]
+        return super().post(request, *args, **kwargs)  # type: ignore[misc,no-any-return]
+
+
+class PasswordChangeView(_TopBar, _ThrottledPost, auth_views.PasswordChangeView):
+    """Change the password (the current one first). Other sessions and every API token issued
+    before end; this session stays."""
+
+    template_name = "dashboard/password_change.html"
+    success_url = reverse_lazy("dashboard:password-change-done")
+
+
+class PasswordChangeDoneView(_TopBar, auth_views.PasswordChangeDoneView):
+    template_name = "dashboard/password_change_done.html"
+
+
+class PasswordResetView(_TopBar, _ThrottledPost, auth_views.PasswordResetView):
+    """Ask for a reset mail; the same answer whether or not the address has an account."""
+
+    template_name = "dashboard/password_reset.html"
+    form_class = PasswordResetForm
+    success_url = reverse_lazy("dashboard:password-reset-sent")
+
+    def form_valid(self, form: Any) -> HttpResponse:
+        form.save_for(self.request)
+        return HttpResponseRedirect(self.get_success_url())
+
+
+class PasswordResetSentView(_TopBar, auth_views.PasswordResetDoneView):
+    template_name = "dashboard/password_reset_sent.html"
+
+
+class PasswordResetConfirmView(_TopBar, auth_views.PasswordResetConfirmView):
+    template_name = "dashboard/password_reset_confirm.html"
+    success_url = reverse_lazy("dashboard:password-reset-complete")
+
+
+class PasswordResetCompleteView(_TopBar, auth_views.PasswordResetCompleteView):
+    template_name = "dashboard/password_reset_complete.html"
+
+
+@login_required
+def account_page(request: HttpRequest) -> HttpResponse:
+    user: Any = request.user
+    device = accounts.totp_device_of(user) if user.is_staff else None
+    return render(
+        request, "dashboard/account.html", {"page": "account", "has_totp": device is not None, **_common(request)}
+    )
+
+
+@login_required
+def two_factor_page(request: HttpRequest) -> HttpResponse:
+    """Staff's authenticator app (TOTP) for the admin: add one (scan, then confirm a code), or
+    remove it (with a current code)."""
+    user: Any = request.user
+    if not user.is_staff:
+        raise PermissionDenied("Two-factor authentication is for the admin's staff.")
+    context: dict[str, Any] = {"page": "account", "required": settings.ADMIN_REQUIRE_TOTP, **_common(request)}
+    device = accounts.totp_device_of(user)
+    pending = accounts.totp_pending(user=user)
+    form = TOTPCodeForm()
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action == "start":
+            pending = accounts.totp_start(user=user)
+        elif action in ("confirm", "remove"):
+            form = TOTPCodeForm(request.POST)
+            if form.is_valid():
+                token = form.cleaned_data["otp_token"]
+                if action == "confirm":
+                    confirmed = accounts.totp_confirm(user=user, token=token)
+                    if confirmed is not None:
+                        from django_otp import login as otp_login
+
+                        otp_login(request, confirmed)  # this session passed the second factor
+                        return redirect("dashboard:two-factor")
+                elif device is not None and accounts.totp_verify(user=user, token=token) is not None:
+                    accounts.totp_remove(user=user)
+                    return redirect("dashboard:two-factor")
+                form.add_error("otp_token", "That code is not valid.")
+    if pending is not None:
+        import base64
+
+        import segno
+
+        context["qr_svg"] = segno.make(pending.config_url, error="m").svg_inline(
+            scale=4, dark="#000", light="#fff", border=3
+        )
+        context["secret"] = base64.b32encode(pending.bin_key).decode()
+    context.update(device=device, pending=pending, form=form)
+    return render(request, "dashboard/two_factor.html", context)
 
 
 class FaviconView(RedirectView):

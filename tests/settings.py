@@ -9,6 +9,13 @@ os.environ.setdefault("REDIS_URL", "redis://127.0.0.1:6379/0")
 
 from tradingagent.settings import *  # noqa: F403
 
+# The tests speak plain HTTP to the test client and local servers; production's HTTPS settings
+# (redirect, HSTS, secure cookies) are checked by `check --deploy` in tests/test_deploy.py.
+SECURE_SSL_REDIRECT = False
+SECURE_HSTS_SECONDS = 0
+SESSION_COOKIE_SECURE = False
+CSRF_COOKIE_SECURE = False
+
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # fast user creation
 CELERY_TASK_ALWAYS_EAGER = False
 

@@ -20,9 +20,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+import redis
 
 from scripts.test_services import free_port
-from tradingagent.embedded import ensure_embedded_redis, stop_embedded_redis
+from tradingagent.embedded import embedded_redis_password, ensure_embedded_redis, stop_embedded_redis
 from tradingagent.launcher import ChildSpec, Supervisor, _Output, port_in_use
 
 pytestmark = pytest.mark.slow
@@ -80,7 +81,8 @@ def embedded(tmp_path: Path) -> Iterator[Embedded]:
         yield env
     finally:
         # manage.py starts the embedded Redis daemonized; it is ours to stop.
-        stop_embedded_redis(port=env.redis_port)
+        if env.var_dir.exists():
+            stop_embedded_redis(port=env.redis_port, password=embedded_redis_password(env.var_dir))
 
 
 def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> None:
@@ -95,6 +97,12 @@ def test_management_commands_complete_a_cycle_on_the_embedded_default(embedded: 
     embedded.manage("migrate", "--noinput")
     assert embedded.database.exists(), "the embedded default must use SQLite under VAR_DIR"
     assert port_in_use(embedded.redis_port), "manage.py must start the embedded Redis"
+    # It requires the password generated into VAR_DIR (readable by its owner only).
+    password_file = embedded.var_dir / "redis.password"
+    assert password_file.stat().st_mode & 0o777 == 0o600
+    with pytest.raises(redis.exceptions.AuthenticationError):
+        redis.Redis(port=embedded.redis_port, socket_timeout=5).ping()
+    assert redis.Redis(port=embedded.redis_port, password=password_file.read_text().strip()).ping()
     embedded.manage("seed_demo")
     bots = embedded.query("SELECT id, name FROM bots_bot WHERE status = 'active' ORDER BY id")
     assert bots, "seed_demo must create and start demo bots"
@@ -220,4 +228,4 @@ def test_embedded_redis_refuses_a_port_held_by_something_else(tmp_path: Path) ->
         port = server.getsockname()[1]
         # It accepts connections but never answers PING: not a Redis.
         with pytest.raises(RuntimeError, match="EMBEDDED_REDIS_PORT"):
-            ensure_embedded_redis(port=port, var_dir=tmp_path)
+            ensure_embedded_redis(port=port, var_dir=tmp_path, password="x")

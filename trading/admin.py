@@ -77,19 +77,20 @@ class ExchangeAccountForm(forms.ModelForm):  # type: ignore[type-arg]
         for name in SECRET_FIELDS:
             self.initial.pop(name, None)
 
-    def _keep_stored(self, name: str) -> str:
+    def _keep_stored(self, name: str) -> Any:
         value: str = self.cleaned_data.get(name) or ""
         if not value and self.instance.pk:
-            return str(getattr(self.instance, name) or "")
+            # As stored: an unreadable secret (trading.fields.UnreadableSecret) is kept as it is.
+            return getattr(self.instance, name) or ""
         return value
 
-    def clean_api_key(self) -> str:
+    def clean_api_key(self) -> Any:
         return self._keep_stored("api_key")
 
-    def clean_api_secret(self) -> str:
+    def clean_api_secret(self) -> Any:
         return self._keep_stored("api_secret")
 
-    def clean_passphrase(self) -> str:
+    def clean_passphrase(self) -> Any:
         return self._keep_stored("passphrase")
 
     def clean(self) -> dict[str, Any]:
@@ -128,6 +129,12 @@ class ExchangeAccountAdmin(OwnerScopedAdmin):
     def keys_stored(self, obj: ExchangeAccount) -> str:
         # Says whether keys are stored, never what they are.
         stored = [name.replace("api_", "") for name in SECRET_FIELDS if getattr(obj, name)]
+        unreadable = [name.replace("api_", "") for name in obj.unreadable_secrets]
+        if unreadable:
+            return (
+                f"UNREADABLE: {', '.join(unreadable)} (FIELD_ENCRYPTION_KEY lacks the key they were written with;"
+                " restore it or enter the keys again)"
+            )
         return ", ".join(stored) + " stored" if stored else "none"
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:

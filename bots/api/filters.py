@@ -9,6 +9,8 @@ import django_filters
 from django import forms
 from django.db.models import QuerySet
 from django_filters.fields import IsoDateTimeField
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import extend_schema_field
 
 from bots.models import Bot, Cycle
 
@@ -47,6 +49,7 @@ class StrictBooleanField(forms.NullBooleanField):
         pass  # None means "not filtered"
 
 
+@extend_schema_field(OpenApiTypes.BOOL)  # the schema says boolean even where a `method` filters
 class StrictBooleanFilter(django_filters.BooleanFilter):
     field_class = StrictBooleanField
 

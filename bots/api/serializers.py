@@ -33,6 +33,16 @@ from trading.selectors import AccountMarks
 logger = logging.getLogger(__name__)
 
 
+# A Decimal the API returns as a fixed-point string (like every DecimalField), or null before the
+# first price: documented as a string, not as a number that generated clients would parse.
+DECIMAL_STRING: dict[str, object] = {
+    "type": "string",
+    "format": "decimal",
+    "pattern": r"^-?\d+(\.\d+)?$",
+    "nullable": True,
+}
+
+
 ACCOUNT_STATE_FIELDS = [
     "status",
     "status_reason",
@@ -122,17 +132,17 @@ class BotSerializer(serializers.ModelSerializer[Bot]):
         accounts: dict[int, AccountMarks] = self.context.get("accounts", {})
         return accounts.get(bot.pk)
 
-    @extend_schema_field(OpenApiTypes.DECIMAL)
+    @extend_schema_field(DECIMAL_STRING)
     def get_equity(self, bot: Bot) -> str | None:
         account = self._account(bot)
         return _money(account.equity) if account else None
 
-    @extend_schema_field(OpenApiTypes.DECIMAL)
+    @extend_schema_field(DECIMAL_STRING)
     def get_pnl(self, bot: Bot) -> str | None:
         account = self._account(bot)
         return _money(account.equity - bot.starting_capital) if account else None
 
-    @extend_schema_field(OpenApiTypes.DECIMAL)
+    @extend_schema_field(DECIMAL_STRING)
     def get_unrealized_pnl(self, bot: Bot) -> str | None:
         account = self._account(bot)
         return _money(account.unrealized_pnl) if account else None

@@ -62,6 +62,27 @@ def classify(exc: Exception, timeout: float) -> ProviderError:
     return ProviderError(f"{type(exc).__name__}: {exc}", retryable=False)
 
 
+def _text_block(text: str) -> list[dict[str, Any]]:
+    return [{"type": "text", "text": text}]
+
+
+def _empty_text(block: dict[str, Any]) -> bool:
+    # The API rejects text blocks without non-whitespace text.
+    return block.get("type") == "text" and not str(block.get("text") or "").strip()
+
+
+def _merge_consecutive(messages: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One message per turn: a dropped empty answer leaves two user turns in a row, merged here
+    (as the API itself would combine them) so the conversation still alternates."""
+    merged: list[dict[str, Any]] = []
+    for message in messages:
+        if merged and merged[-1]["role"] == message["role"]:
+            merged[-1] = {"role": message["role"], "content": [*merged[-1]["content"], *message["content"]]}
+        else:
+            merged.append(message)
+    return merged
+
+
 class AnthropicDecisionMaker(LLMDecisionMaker):
     provider = "anthropic"
 
@@ -70,10 +91,15 @@ class AnthropicDecisionMaker(LLMDecisionMaker):
         for turn in turns:
             answer = turn.answer_to
             tool_use_id = answer.native.get("tool_use_id") if answer is not None and answer.native else None
-            if turn.role == "assistant" and answer is not None and answer.native:
-                # Replay the assistant's content blocks as they came (a tool_use needs its id).
-                messages.append({"role": "assistant", "content": answer.native["content"]})
-            elif turn.role == "user" and tool_use_id:
+            if turn.role == "assistant":
+                # Replay the assistant's content blocks as they came (a tool_use needs its id),
+                # without the empty ones: the API answers a text block with no text, or a turn
+                # with no content, with a 400, so a repair after an empty answer could never work.
+                blocks = answer.native["content"] if answer is not None and answer.native else _text_block(turn.text)
+                blocks = [block for block in blocks if not _empty_text(block)]
+                if blocks:
+                    messages.append({"role": "assistant", "content": blocks})
+            elif tool_use_id:
                 # The API requires the turn after a tool_use to carry its tool_result.
                 messages.append(
                     {
@@ -84,8 +110,8 @@ class AnthropicDecisionMaker(LLMDecisionMaker):
                     }
                 )
             else:
-                messages.append({"role": turn.role, "content": turn.text})
-        return messages
+                messages.append({"role": "user", "content": _text_block(turn.text)})
+        return _merge_consecutive(messages)
 
     def _http_client(self) -> httpx2.Client:
         return anthropic.DefaultHttpxClient(verify=ssl_context())

@@ -65,16 +65,32 @@ def classify(exc: Exception, timeout: float) -> ProviderError:
     return ProviderError(f"{type(exc).__name__}: {exc}", retryable=False)
 
 
+def _contents(turns: list[Turn]) -> list[types.Content]:
+    """The conversation as Gemini contents, without empty turns.
+
+    The API answers a part with empty text with a 400 ("empty text parameter"), so an empty answer
+    is not replayed; the user turns around it are merged into one turn, keeping the roles
+    alternating.
+    """
+    contents: list[types.Content] = []
+    for turn in turns:
+        if not turn.text.strip():
+            continue
+        role = "model" if turn.role == "assistant" else "user"
+        if contents and contents[-1].role == role:
+            contents[-1].parts = [*(contents[-1].parts or []), types.Part(text=turn.text)]
+        else:
+            contents.append(types.Content(role=role, parts=[types.Part(text=turn.text)]))
+    return contents
+
+
 class GeminiDecisionMaker(LLMDecisionMaker):
     provider = "gemini"
 
     def _send(
         self, *, system: str, turns: list[Turn], symbols: list[str], timeout: float, http_client: httpx2.Client
     ) -> Completion:
-        contents = [
-            types.Content(role="model" if turn.role == "assistant" else "user", parts=[types.Part(text=turn.text)])
-            for turn in turns
-        ]
+        contents = _contents(turns)
         config = types.GenerateContentConfig(
             system_instruction=system,
             response_mime_type="application/json",

@@ -96,8 +96,12 @@ def test_bots_page_lists_my_bots_with_equity_pnl_and_controls(browser, user, oth
     assert "dashboard/js/bots.js" in page
 
 
-def test_flower_link_only_when_configured(browser, settings):
+def test_flower_link_only_for_staff_and_when_configured(browser, user, settings):
     settings.FLOWER_URL = "http://flower.internal:5555/"
+    # Flower controls the workers: not linked for an ordinary user.
+    assert "Flower" not in browser.get("/").content.decode()
+    user.is_staff = True
+    user.save()
     assert 'href="http://flower.internal:5555/"' in browser.get("/").content.decode()
     settings.FLOWER_URL = ""
     assert "Flower" not in browser.get("/").content.decode()

@@ -60,3 +60,5 @@ def point_at(settings: Any, protocol: Protocol, server: WireServer) -> None:
     """Point the protocol's provider at the local server (base URL and key settings)."""
     setattr(settings, f"{protocol.settings_prefix}_BASE_URL", server.url + protocol.base_path)
     setattr(settings, f"{protocol.settings_prefix}_API_KEY", protocol.api_key)
+    # The server refuses what the real API refuses (an empty text block, ...).
+    server.check = protocol.check

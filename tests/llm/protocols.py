@@ -34,6 +34,10 @@ class Protocol:
     def error(self, status: int, *, retry_after: str | None = None) -> Reply:
         raise NotImplementedError
 
+    def check(self, request: Received) -> Reply | None:
+        """The 400 the real API answers a request it refuses with (WireServer.check), or None."""
+        return None
+
     # --- requests --------------------------------------------------------------------------
     def path(self) -> str:
         raise NotImplementedError
@@ -181,6 +185,29 @@ class AnthropicMessages(Protocol):
         body = {"type": "error", "error": {"type": kinds.get(status, "api_error"), "message": f"test error {status}"}}
         return Reply(body, status=status, headers=headers)
 
+    def check(self, request: Received) -> Reply | None:
+        # What the Messages API refuses with invalid_request_error (400): a turn with no content
+        # and a text block without non-whitespace text.
+        messages = request.body.get("messages") if isinstance(request.body, dict) else None
+        for i, message in enumerate(messages or []):
+            content = message.get("content")
+            last_assistant = i == len(messages) - 1 and message.get("role") == "assistant"
+            if not content and not last_assistant:
+                return self._invalid(
+                    f"messages.{i}: all messages must have non-empty content except for the optional final assistant message"
+                )
+            blocks = [{"type": "text", "text": content}] if isinstance(content, str) else content or []
+            for j, block in enumerate(blocks):
+                if block.get("type") == "text" and not str(block.get("text", "")).strip():
+                    return self._invalid(
+                        f"messages.{i}.content.{j}: text content blocks must contain non-whitespace text"
+                    )
+        return None
+
+    def _invalid(self, message: str) -> Reply:
+        body = {"type": "error", "error": {"type": "invalid_request_error", "message": message}}
+        return Reply(body, status=400, headers={"request-id": "req_invalid", "x-should-retry": "false"})
+
     def path(self) -> str:
         return "/v1/messages"
 
@@ -269,6 +296,24 @@ class GeminiGenerateContent(Protocol):
         headers = {"retry-after": retry_after} if retry_after is not None else {}
         body = {"error": {"code": status, "message": f"test error {status}", "status": statuses.get(status, "UNKNOWN")}}
         return Reply(body, status=status, headers=headers)
+
+    def check(self, request: Received) -> Reply | None:
+        # What generateContent refuses with INVALID_ARGUMENT (400): a content without parts, and
+        # a part whose text is empty.
+        contents = request.body.get("contents") if isinstance(request.body, dict) else None
+        for content in contents or []:
+            parts = content.get("parts")
+            if not parts:
+                return self._invalid("* GenerateContentRequest.contents.parts: contents.parts must not be empty.\n")
+            if any("text" in part and not part["text"] for part in parts):
+                return self._invalid(
+                    "Unable to submit request because it has an empty text parameter. "
+                    "Add a value to the parameter and try again."
+                )
+        return None
+
+    def _invalid(self, message: str) -> Reply:
+        return Reply({"error": {"code": 400, "message": message, "status": "INVALID_ARGUMENT"}}, status=400)
 
     def path(self) -> str:
         return f"/v1beta/models/{self.model}:generateContent"

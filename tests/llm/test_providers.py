@@ -12,6 +12,7 @@ import time
 from decimal import Decimal
 from typing import Any
 
+import httpx
 import pytest
 
 from bots.decisions import Action, DecisionOutcome
@@ -332,6 +333,41 @@ def test_empty_answer_gets_a_repair(protocol: Protocol, wire: WireServer, limite
     assert outcome.error == "" and len(wire.requests) == 2
     repair = protocol.user_texts(wire.requests[1])[-1]
     assert "empty" in repair and "cut off" in repair
+    # The server refused nothing: the repair request did not replay the empty answer as an empty
+    # turn or text block, which the real APIs answer with a 400.
+    assert all(protocol.check(request) is None for request in wire.requests)
+    if protocol.provider in ("anthropic", "gemini"):
+        assert protocol.assistant_texts(wire.requests[1]) == []
+
+
+@pytest.mark.parametrize("protocol", [protocols.ANTHROPIC, protocols.ANTHROPIC_TOOL, protocols.GEMINI], indirect=True)
+def test_the_test_server_refuses_an_empty_turn_as_the_real_api_does(protocol: Protocol, wire: WireServer) -> None:
+    # The repair test above means something only if the server refuses what the real API refuses.
+    if protocol.provider == "anthropic":
+        body: dict[str, Any] = {
+            "model": protocol.model,
+            "max_tokens": 10,
+            "messages": [
+                {"role": "user", "content": "decide"},
+                {"role": "assistant", "content": [{"type": "text", "text": ""}]},
+                {"role": "user", "content": "again"},
+            ],
+        }
+    else:
+        body = {
+            "contents": [
+                {"role": "user", "parts": [{"text": "decide"}]},
+                {"role": "model", "parts": [{"text": ""}]},
+                {"role": "user", "parts": [{"text": "again"}]},
+            ]
+        }
+    wire.queue(protocol.ok(decision_json()))
+
+    response = httpx.post(wire.url + protocol.path(), json=body, timeout=5)
+
+    assert response.status_code == 400
+    message = response.json()["error"]["message"]
+    assert ("non-whitespace" in message) if protocol.provider == "anthropic" else ("empty text parameter" in message)
 
 
 def test_client_error_is_not_retried(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
@@ -42,6 +43,9 @@ class WireServer:
         self.dropped = 0  # answers the client hung up on before the end
         self._replies: list[Reply] = []
         self._lock = threading.Lock()
+        # The server's own validation of a request, as the real API's: the error reply for a
+        # request it would refuse (without using up a scripted reply), or None.
+        self.check: Callable[[Received], Reply | None] | None = None
         server = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -58,21 +62,22 @@ class WireServer:
                 except json.JSONDecodeError:
                     body = raw
                 parts = urlsplit(self.path)
+                received = Received(
+                    method=self.command,
+                    path=parts.path,
+                    query=parse_qs(parts.query),
+                    headers={k.lower(): v for k, v in self.headers.items()},
+                    body=body,
+                )
+                refused = server.check(received) if server.check is not None else None
                 with server._lock:
-                    server.requests.append(
-                        Received(
-                            method=self.command,
-                            path=parts.path,
-                            query=parse_qs(parts.query),
-                            headers={k.lower(): v for k, v in self.headers.items()},
-                            body=body,
-                        )
-                    )
-                    reply = (
-                        server._replies.pop(0)
-                        if server._replies
-                        else Reply({"error": {"message": "test server: no scripted reply left"}}, status=599)
-                    )
+                    server.requests.append(received)
+                    if refused is not None:
+                        reply = refused
+                    elif server._replies:
+                        reply = server._replies.pop(0)
+                    else:
+                        reply = Reply({"error": {"message": "test server: no scripted reply left"}}, status=599)
                 if reply.delay:
                     time.sleep(reply.delay)
                 if isinstance(reply.body, (dict, list)):

@@ -3,10 +3,24 @@
 from __future__ import annotations
 
 import django_filters
+from django import forms
 from django.db.models import QuerySet
+from drf_spectacular.utils import extend_schema_field
 
-from bots.api.filters import BotFilter, UTCDateTimeFilter
-from trading.models import Fill, Order, Position
+from bots.api.filters import BotFilter, StrictBooleanFilter, UTCDateTimeFilter
+from trading.models import ExchangeAccount, Fill, Order, Position
+
+MAX_ID = 2**63 - 1
+
+
+@extend_schema_field({"type": "integer", "minimum": 1, "maximum": MAX_ID})
+class IdFilter(django_filters.NumberFilter):
+    """A row id: a positive integer (1.5 or text is a 400), documented as one."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(min_value=1, max_value=MAX_ID, **kwargs)  # type: ignore[arg-type]
 
 
 class OrderFilter(django_filters.FilterSet):
@@ -15,7 +29,7 @@ class OrderFilter(django_filters.FilterSet):
     side = django_filters.ChoiceFilter(choices=Order.Side.choices)
     status = django_filters.ChoiceFilter(choices=Order.Status.choices)
     intent = django_filters.ChoiceFilter(choices=Order.Intent.choices)
-    cycle = django_filters.NumberFilter(field_name="cycle_id", min_value=1, max_value=2**63 - 1)
+    cycle = IdFilter(field_name="cycle_id")
     since = UTCDateTimeFilter(field_name="created_at", lookup_expr="gte", help_text="created at or after")
     until = UTCDateTimeFilter(field_name="created_at", lookup_expr="lt", help_text="created before")
 
@@ -66,3 +80,12 @@ class PositionFilter(django_filters.FilterSet):
         if value in ("open", "closed"):
             return queryset.filter(status=value)
         return queryset
+
+
+class ExchangeAccountFilter(django_filters.FilterSet):
+    exchange = django_filters.CharFilter(max_length=32)
+    testnet = StrictBooleanFilter()
+
+    class Meta:
+        model = ExchangeAccount
+        fields = ["exchange", "testnet"]

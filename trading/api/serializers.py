@@ -14,12 +14,23 @@ from core.api import unique_for_owner
 from trading.models import ExchangeAccount, Fill, Order, Position
 from trading.selectors import PositionMark
 
+# A Decimal the API returns as a fixed-point string (like every DecimalField), or null before the
+# first price: documented as a string, not as a number that generated clients would parse.
+DECIMAL_STRING: dict[str, object] = {
+    "type": "string",
+    "format": "decimal",
+    "pattern": r"^-?\d+(\.\d+)?$",
+    "nullable": True,
+}
+
 
 class PositionSerializer(serializers.ModelSerializer[Position]):
     """A position; open ones carry the latest price and the unrealized PnL at that price."""
 
     price = serializers.SerializerMethodField(help_text="latest price the bot's market data has seen")
     unrealized_pnl = serializers.SerializerMethodField()
+    # Empty while the position is open: the schema says so (a blank choice).
+    close_reason = serializers.ChoiceField(choices=Position.CloseReason.choices, allow_blank=True, read_only=True)
 
     class Meta:
         model = Position
@@ -55,15 +66,16 @@ class PositionSerializer(serializers.ModelSerializer[Position]):
         marks: dict[int, PositionMark] = self.context.get("marks", {})
         return marks.get(position.pk)
 
-    @extend_schema_field(OpenApiTypes.DECIMAL)
+    @extend_schema_field(DECIMAL_STRING)
     def get_price(self, position: Position) -> str | None:
         mark = self._mark(position)
-        return None if mark is None or mark.price is None else str(mark.price)
+        # Fixed-point ("0.00000012", not "1.2E-7"), as the schema's pattern says.
+        return None if mark is None or mark.price is None else f"{mark.price:f}"
 
-    @extend_schema_field(OpenApiTypes.DECIMAL)
+    @extend_schema_field(DECIMAL_STRING)
     def get_unrealized_pnl(self, position: Position) -> str | None:
         mark = self._mark(position)
-        return None if mark is None or mark.unrealized_pnl is None else str(mark.unrealized_pnl)
+        return None if mark is None or mark.unrealized_pnl is None else f"{mark.unrealized_pnl:f}"
 
 
 class FillSerializer(serializers.ModelSerializer[Fill]):
@@ -121,6 +133,13 @@ class OrderSerializer(serializers.ModelSerializer[Order]):
         read_only_fields = fields
 
 
+class _ExchangeField(serializers.ChoiceField):
+    """A ccxt exchange id, read case-insensitively ("Binance" is binance)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        return super().to_internal_value(data.strip().lower() if isinstance(data, str) else data)
+
+
 class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
     """Exchange credentials. Keys are write-only: they are stored encrypted and never returned."""
 
@@ -143,9 +162,18 @@ class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
         trim_whitespace=True,
         style={"input_type": "password"},
     )
+    # Exactly a ccxt exchange id (lower case), so the schema lists the valid ones.
+    exchange = _ExchangeField(
+        choices=sorted(ccxt.exchanges),
+        help_text="ccxt exchange id, e.g. binance",
+        error_messages={"invalid_choice": "{input!r} is not an exchange ccxt supports."},
+    )
     has_api_key = serializers.SerializerMethodField()
     has_api_secret = serializers.SerializerMethodField()
     has_passphrase = serializers.SerializerMethodField()
+    keys_readable = serializers.SerializerMethodField(
+        help_text="false when stored keys cannot be decrypted (the server's encryption key changed): enter them again"
+    )
 
     class Meta:
         model = ExchangeAccount
@@ -160,6 +188,7 @@ class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
             "has_api_key",
             "has_api_secret",
             "has_passphrase",
+            "keys_readable",
             "created_at",
             "updated_at",
         ]
@@ -176,6 +205,10 @@ class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
     @extend_schema_field(OpenApiTypes.BOOL)
     def get_has_passphrase(self, account: ExchangeAccount) -> bool:
         return bool(account.passphrase)
+
+    @extend_schema_field(OpenApiTypes.BOOL)
+    def get_keys_readable(self, account: ExchangeAccount) -> bool:
+        return not account.unreadable_secrets
 
     def validate_exchange(self, value: str) -> str:
         value = value.strip().lower()

@@ -12,7 +12,7 @@ from rest_framework.response import Response
 
 from core.api import Conflict
 from trading import selectors
-from trading.api.filters import FillFilter, OrderFilter, PositionFilter
+from trading.api.filters import ExchangeAccountFilter, FillFilter, OrderFilter, PositionFilter
 from trading.api.serializers import ExchangeAccountSerializer, FillSerializer, OrderSerializer, PositionSerializer
 from trading.models import ExchangeAccount, Fill, Order, Position
 
@@ -73,7 +73,7 @@ class ExchangeAccountViewSet(viewsets.ModelViewSet[ExchangeAccount]):
     """Your exchange accounts. Keys are write-only; omit a key on update to keep the stored one."""
 
     serializer_class = ExchangeAccountSerializer
-    filterset_fields = ["exchange", "testnet"]
+    filterset_class = ExchangeAccountFilter
 
     def get_queryset(self) -> QuerySet[ExchangeAccount]:
         return selectors.exchange_accounts_of(user=self.request.user).order_by("label", "pk")

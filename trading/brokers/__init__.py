@@ -20,8 +20,15 @@ def broker_for_account(
     account: ExchangeAccount, *, timeout_ms: int = 10000, config_overrides: dict[str, Any] | None = None
 ) -> CcxtBroker:
     """A ccxt broker with the account's (decrypted) keys, on its testnet when the account says so."""
+    from trading.brokers.base import PermanentBrokerError
     from trading.brokers.ccxt_broker import CcxtBroker
 
+    unreadable = account.unreadable_secrets
+    if unreadable:
+        raise PermanentBrokerError(
+            f"the exchange account {account.label!r} has keys that cannot be decrypted ({', '.join(unreadable)}): "
+            "FIELD_ENCRYPTION_KEY no longer holds the key they were written with; restore it or enter the keys again"
+        )
     return CcxtBroker(
         exchange_id=account.exchange,
         api_key=account.api_key,

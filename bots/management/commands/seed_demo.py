@@ -5,7 +5,7 @@ from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
 from bots.models import Bot
@@ -53,21 +53,37 @@ DEMO_BOTS: list[dict[str, Any]] = [
 ]
 
 
+ADMIN_USERNAME = "admin"
+
+
 class Command(BaseCommand):
-    help = "Create the demo user and a handful of baseline bots on the recorded markets, and start them (idempotent)."
+    help = (
+        "Development only (DEBUG): the demo user (not staff: its password is published) with a handful of "
+        "baseline bots on the recorded markets, started, and an admin account with a generated password "
+        "printed once (idempotent)."
+    )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--no-start", action="store_true", help="create the bots without starting them")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        if not settings.DEBUG:
+            # The demo login's password is in the README: never on a deployment.
+            raise CommandError(
+                "seed_demo runs only with DEBUG=true (its demo user has a published password); "
+                "on a deployment create accounts with `manage.py create_admin` and the API"
+            )
         user_model = get_user_model()
         with transaction.atomic():
             user, created = user_model.objects.get_or_create(
-                username=DEMO_USERNAME, defaults={"email": "demo@example.com", "is_staff": True, "is_superuser": True}
+                username=DEMO_USERNAME, defaults={"email": "demo@example.com"}
             )
             if created:
                 user.set_password(DEMO_PASSWORD)
-                user.save()
+            # Earlier versions made the demo user a superuser: with a published password, it is
+            # an ordinary user now (the admin account is separate).
+            user.is_staff = user.is_superuser = False
+            user.save()
             made = []
             for spec in DEMO_BOTS:
                 if Bot.objects.filter(owner=user, name=spec["name"]).exists():
@@ -89,4 +105,21 @@ class Command(BaseCommand):
                 bot_start(bot=bot)
         self.stdout.write(
             self.style.SUCCESS(f"demo ready: {len(made)} new bot(s); log in as {DEMO_USERNAME} / {DEMO_PASSWORD}")
+        )
+        self._admin()
+
+    def _admin(self) -> None:
+        from accounts.services import AdminExists, admin_create
+
+        try:
+            _admin, password = admin_create(username=ADMIN_USERNAME)
+        except AdminExists:
+            self.stdout.write(
+                f"admin account: {ADMIN_USERNAME} (its password was printed when it was created; "
+                "`manage.py create_admin --reset-password` makes a new one)"
+            )
+            return
+        self.stdout.write(
+            self.style.SUCCESS(f"admin login: {ADMIN_USERNAME} / {password}")
+            + " (shown once: store it now; `manage.py create_admin --reset-password` makes a new one)"
         )
