@@ -41,7 +41,9 @@ from bots.decisions import (
     PositionView,
 )
 from bots.exceptions import BotError
+from bots.llm_costs import LLM_TOTALS, llm_cost_conversion
 from bots.models import Bot, Cycle, LLMCall
+from bots.performance import sharpe_so_far
 from bots.services import bot_lease_acquire, bot_lease_release, bot_trip_breaker
 from marketdata.exceptions import FeedError
 from marketdata.models import Candle
@@ -49,8 +51,7 @@ from marketdata.services import snapshot_build
 from marketdata.types import CandleData, MarketInfo, MarketSnapshot, SymbolMarket
 from trading import risk
 from trading.brokers.base import Broker, BrokerError
-from trading.metrics import SECONDS_PER_YEAR, sharpe_ratio
-from trading.models import EquitySnapshot, Position
+from trading.models import Position
 from trading.numbers import money, plain
 from trading.risk_types import AccountState, OpenPosition, ProposedAction, RiskInput, RiskResult
 from trading.services import (
@@ -67,8 +68,6 @@ from trading.services import (
 )
 
 logger = logging.getLogger(__name__)
-
-SHARPE_WINDOW = 500  # equity points the prompt's "Sharpe so far" looks at
 
 
 class _Timer:
@@ -286,6 +285,8 @@ def _decide(*, bot: Bot, cycle: Cycle, snapshot: MarketSnapshot, account: Accoun
     outcome = maker.decide(ctx)
     # The calls were paid for whatever happens next: record them first (budget, leaderboard).
     if outcome.calls:
+        # The bill in the account's currency, at the rate of this market time (bots.llm_costs).
+        conversion = llm_cost_conversion(bot=bot, at=snapshot.market_time, cost=outcome.cost)
         LLMCall.objects.bulk_create(
             [
                 LLMCall(
@@ -300,6 +301,7 @@ def _decide(*, bot: Bot, cycle: Cycle, snapshot: MarketSnapshot, account: Accoun
                     input_tokens=c.input_tokens,
                     output_tokens=c.output_tokens,
                     cost=c.cost,
+                    **conversion.call_fields(c.cost),
                     error=_text(c.error)[:4000],
                 )
                 for c in outcome.calls
@@ -309,8 +311,9 @@ def _decide(*, bot: Bot, cycle: Cycle, snapshot: MarketSnapshot, account: Accoun
             llm_cost_total=F("llm_cost_total") + outcome.cost,
             llm_input_tokens_total=F("llm_input_tokens_total") + outcome.input_tokens,
             llm_output_tokens_total=F("llm_output_tokens_total") + outcome.output_tokens,
+            **conversion.bot_totals([c.cost for c in outcome.calls]),
         )
-        bot.refresh_from_db(fields=["llm_cost_total", "llm_input_tokens_total", "llm_output_tokens_total"])
+        bot.refresh_from_db(fields=[*LLM_TOTALS])
     cycle.prompt_version = _text(outcome.prompt_version)
     cycle.prompt = _text(outcome.prompt)
     cycle.raw_output = _text(outcome.raw_output)
@@ -342,11 +345,6 @@ def _text(value: str) -> str:
 
 
 def _context(*, bot: Bot, cycle: Cycle, snapshot: MarketSnapshot, account: Account, trades: int) -> DecisionContext:
-    equities = list(
-        EquitySnapshot.objects.filter(bot=bot).order_by("-time").values_list("equity", flat=True)[:SHARPE_WINDOW]
-    )
-    equities.reverse()
-    equities.append(account.equity)
     capital = bot.starting_capital
     return DecisionContext(
         bot_id=bot.pk,
@@ -361,7 +359,8 @@ def _context(*, bot: Bot, cycle: Cycle, snapshot: MarketSnapshot, account: Accou
             return_pct=((account.equity - capital) / capital * 100).quantize(Decimal("0.01"))
             if capital
             else Decimal(0),
-            sharpe=sharpe_ratio(equities, periods_per_year=SECONDS_PER_YEAR / bot.interval_seconds),
+            # On the market-time grid, absent until it has enough periods (bots.performance).
+            sharpe=sharpe_so_far(bot=bot),
             quote_currency=bot.quote_currency,
             trades_today=trades,
         ),

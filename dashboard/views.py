@@ -17,7 +17,7 @@ from django.views.generic import RedirectView
 from rest_framework.request import Request
 
 from alerts.models import Alert
-from bots import selectors
+from bots import performance, selectors
 from bots.models import Bot
 from dashboard.forms import LoginForm
 from dashboard.templatetags.money import price_decimals
@@ -109,7 +109,7 @@ def bot_page(request: HttpRequest, bot_id: int) -> HttpResponse:
 @login_required
 @ensure_csrf_cookie
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
-    rows = selectors.leaderboard(user=request.user, period="all")
+    rows = performance.leaderboard(user=request.user, period="all").rows
     return render(request, "dashboard/leaderboard.html", {"rows": rows, "page": "leaderboard", **_common(request)})
 
 

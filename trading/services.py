@@ -750,6 +750,10 @@ def equity_record(
         realized_pnl=totals["realized"],
         fees=totals["fees"],
         llm_cost=bot.llm_cost_total,
+        llm_cost_quote=bot.llm_cost_quote_total,
+        llm_cost_unconverted=bot.llm_cost_unconverted_total,
+        # The closes marked at: the mark derives its buy-and-hold benchmark from them.
+        prices={symbol: str(price) for symbol, price in prices.items()} or None,
     )
     realtime.publish_equity(snapshot, owner_id=bot.owner_id)
     return snapshot

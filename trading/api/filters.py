@@ -7,6 +7,7 @@ from django.db.models import QuerySet
 
 from bots.api.filters import BotFilter, UTCDateTimeFilter
 from trading.models import Fill, Order, Position
+from trading.round_trips import CLOSE_REASONS_OF, EXIT_REASON_CHOICES
 
 
 class OrderFilter(django_filters.FilterSet):
@@ -66,3 +67,23 @@ class PositionFilter(django_filters.FilterSet):
         if value in ("open", "closed"):
             return queryset.filter(status=value)
         return queryset
+
+
+class RoundTripFilter(django_filters.FilterSet):
+    """Round trips (closed positions): by bot, market, side, exit reason and close time."""
+
+    bot = BotFilter()
+    symbol = django_filters.CharFilter(max_length=40)
+    side = django_filters.ChoiceFilter(choices=Position.Side.choices)
+    exit_reason = django_filters.ChoiceFilter(
+        choices=[(reason, reason) for reason in EXIT_REASON_CHOICES], method="filter_exit_reason"
+    )
+    since = UTCDateTimeFilter(field_name="closed_at", lookup_expr="gte", help_text="closed at or after")
+    until = UTCDateTimeFilter(field_name="closed_at", lookup_expr="lt", help_text="closed before")
+
+    class Meta:
+        model = Position
+        fields = ["bot", "symbol", "side", "exit_reason", "since", "until"]
+
+    def filter_exit_reason(self, queryset: QuerySet[Position], name: str, value: str) -> QuerySet[Position]:
+        return queryset.filter(close_reason__in=CLOSE_REASONS_OF.get(value, []))
