@@ -20,7 +20,6 @@ Bots are ranked on dimensionless figures only: the net return.
 
 from __future__ import annotations
 
-import math
 from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from decimal import Decimal
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from django.db import connection
 from django.db.models import Count, F, FloatField, OuterRef, Q, QuerySet, Subquery, Sum
 from django.db.models.functions import Cast
@@ -40,6 +40,7 @@ from marketdata.timeframes import timeframe_seconds
 from trading import statistics
 from trading.models import EquitySnapshot, Fill, Position
 from trading.round_trips import RoundTrip, TradeStats, model_trade_stats, round_trips, trade_stats
+from trading.statistics import FloatArray
 
 ZERO = Decimal(0)
 PERIODS: dict[str, timedelta | None] = {
@@ -72,6 +73,20 @@ def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
 # --- Marks -----------------------------------------------------------------------------------
 
 
+MARK_FIELDS = (
+    "pk",
+    "time",
+    "market_time",
+    "market_clock",
+    "grid_level",
+    "equity",
+    "llm_cost",
+    "llm_cost_quote",
+    "llm_cost_unconverted",
+    "benchmark",
+)
+
+
 @dataclass(frozen=True, slots=True)
 class Mark:
     """A stored equity mark's figures (Decimal, exact)."""
@@ -80,6 +95,7 @@ class Mark:
     time: datetime
     market_time: datetime | None
     clock: int
+    level: int
     equity: Decimal
     llm_cost: Decimal  # USD, cumulative
     llm_cost_quote: Decimal  # cumulative, converted
@@ -92,40 +108,26 @@ class Mark:
         return self.equity - self.llm_cost_quote
 
 
-MARK_FIELDS = (
-    "pk",
-    "time",
-    "market_time",
-    "market_clock",
-    "equity",
-    "llm_cost",
-    "llm_cost_quote",
-    "llm_cost_unconverted",
-    "benchmark",
-)
-
-
-@dataclass(slots=True)
-class GridRow:
-    pk: int
-    clock: int
-    level: int
-    equity_value: float
-    net_value: float
-    benchmark: float | None
-    time: datetime | None = None
-    market_time: datetime | None = None
-    equity: Decimal | None = None
+IntArray = npt.NDArray[np.int64]
+EMPTY_INT: IntArray = np.zeros(0, dtype=np.int64)
+EMPTY_FLOAT: FloatArray = np.zeros(0)
 
 
 @dataclass(slots=True)
 class BotWindow:
-    """One bot's marks for a window: the one before it, the latest in it, and the grid rows."""
+    """One bot's marks for a window: the one before it, the latest in it, and the grid marks
+    (arrays in time order: market clock, grid level, equity, net value, benchmark)."""
 
     bot: Bot
     start: Mark | None = None
     latest: Mark | None = None
-    rows: list[GridRow] = field(default_factory=list)
+    first_time: datetime | None = None
+    clocks: IntArray = field(default_factory=lambda: EMPTY_INT)
+    levels: IntArray = field(default_factory=lambda: EMPTY_INT)
+    equity: FloatArray = field(default_factory=lambda: EMPTY_FLOAT)
+    net: FloatArray = field(default_factory=lambda: EMPTY_FLOAT)
+    benchmark: FloatArray = field(default_factory=lambda: EMPTY_FLOAT)  # NaN: unknown
+    points: list[tuple[datetime, datetime | None, Decimal]] = field(default_factory=list)  # with_times only
     period_seconds: int | None = None
 
     @property
@@ -139,6 +141,22 @@ class BotWindow:
     @property
     def end(self) -> Mark | None:
         return self.latest or self.start
+
+    def keep(self, mask: npt.NDArray[np.bool_]) -> None:
+        self.clocks, self.levels = self.clocks[mask], self.levels[mask]
+        self.equity, self.net, self.benchmark = self.equity[mask], self.net[mask], self.benchmark[mask]
+        if self.points:
+            self.points = [p for p, kept in zip(self.points, mask, strict=True) if kept]
+
+    @property
+    def latest_on_grid(self) -> bool:
+        """Whether the latest mark is the last grid mark (else it ends the window after it)."""
+        return (
+            self.latest is not None
+            and bool(self.clocks.size)
+            and self.latest.level >= (statistics.level_of(self.period_seconds) if self.period_seconds else 0)
+            and int(self.clocks[-1]) == self.latest.clock
+        )
 
 
 def bot_windows(*, bots: Sequence[Bot], since: datetime | None, with_times: bool = False) -> dict[int, BotWindow]:
@@ -155,11 +173,15 @@ def bot_windows(*, bots: Sequence[Bot], since: datetime | None, with_times: bool
         else Subquery(marks.none().values("pk")[:1]),
         latest_id=Subquery(inside.order_by("-time", "-pk").values("pk")[:1]),
         first_clock=Subquery(inside.order_by("time", "pk").values("market_clock")[:1]),
+        first_time=Subquery(inside.order_by("time", "pk").values("time")[:1]),
     )
     first_clock: dict[int, int | None] = {}
     wanted: dict[int, tuple[int, str]] = {}
-    for bot_id, start_id, latest_id, first in bounds.values_list("pk", "start_id", "latest_id", "first_clock"):
+    for bot_id, start_id, latest_id, first, first_time in bounds.values_list(
+        "pk", "start_id", "latest_id", "first_clock", "first_time"
+    ):
         first_clock[bot_id] = first
+        windows[bot_id].first_time = first_time
         if start_id is not None:
             wanted[start_id] = (bot_id, "start")
         if latest_id is not None:
@@ -169,8 +191,8 @@ def bot_windows(*, bots: Sequence[Bot], since: datetime | None, with_times: bool
         bot_id, which = wanted[mark.pk]
         setattr(windows[bot_id], which, mark)
 
-    # The grid rows: marks that open a bucket of the finest grid the window allows (≤ MAX_PERIODS
-    # of them per bot); a coarser grid is a subset, chosen per bot below.
+    # The grid marks: those that open a bucket of the finest grid the window allows (at most
+    # MAX_PERIODS per bot); a coarser grid is a subset of them, chosen per bot in window_series.
     by_level: dict[int, list[int]] = defaultdict(list)
     for bot_id, window in windows.items():
         if window.latest is None:
@@ -179,52 +201,63 @@ def bot_windows(*, bots: Sequence[Bot], since: datetime | None, with_times: bool
         span = window.latest.clock - (begin if begin is not None else window.latest.clock)
         period = statistics.finest_period(timeframe_seconds=_timeframe(window.bot), span_seconds=span)
         by_level[statistics.level_of(period)].append(bot_id)
-    if by_level:
-        wanted_rows = Q()
-        for level, ids in by_level.items():
-            wanted_rows |= Q(bot_id__in=ids, grid_level__gte=level)
-        rows = EquitySnapshot.objects.filter(wanted_rows)
-        if since is not None:
-            rows = rows.filter(time__gte=since)
-        columns: list[Any] = [
-            "bot_id",
-            "pk",
-            "market_clock",
-            "grid_level",
-            Cast("equity", FloatField()),
-            Cast("llm_cost_quote", FloatField()),
-            Cast("benchmark", FloatField()),
-        ]
-        if with_times:
-            columns += ["time", "market_time", "equity"]
-        for row in _raw_rows(rows.order_by("bot_id", "time", "pk"), columns, with_times=with_times):
-            windows[row[0]].rows.append(
-                GridRow(
-                    pk=row[1],
-                    clock=row[2],
-                    level=row[3],
-                    equity_value=row[4],
-                    net_value=row[4] - row[5],
-                    benchmark=row[6],
-                    **({"time": row[7], "market_time": row[8], "equity": row[9]} if with_times else {}),
-                )
+    if not by_level:
+        return windows
+    wanted_rows = Q()
+    for level, ids in by_level.items():
+        wanted_rows |= Q(bot_id__in=ids, grid_level__gte=level)
+    rows = EquitySnapshot.objects.filter(wanted_rows)
+    if since is not None:
+        rows = rows.filter(time__gte=since)
+    rows = rows.order_by("bot_id", "time", "pk")
+    if with_times:
+        # One bot's page: Django's conversions, and the times and exact equity of each point.
+        fetched = list(
+            rows.values_list(
+                "bot_id", "market_clock", "grid_level", "equity", "llm_cost_quote", "benchmark", "time", "market_time"
             )
+        )
+        for bot_id, group in _by_bot([r[0] for r in fetched]):
+            chunk = fetched[group]
+            window = windows[bot_id]
+            window.points = [(r[6], r[7], r[3]) for r in chunk]
+            numbers = np.array([[r[1], r[2], r[3], r[3] - r[4], r[5]] for r in chunk], dtype=np.float64)
+            _set_arrays(window, numbers)
+        return windows
+    # Hundreds of thousands of rows for a large leaderboard: floats straight from the cursor,
+    # into one array, split per bot.
+    columns = rows.annotate(
+        c_net=Cast(F("equity") - F("llm_cost_quote"), FloatField()),
+        c_equity=Cast("equity", FloatField()),
+        c_benchmark=Cast("benchmark", FloatField()),
+    ).values_list("bot_id", "market_clock", "grid_level", "c_equity", "c_net", "c_benchmark")
+    sql, params = columns.query.sql_with_params()
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        data = np.array(cursor.fetchall(), dtype=np.float64)  # a NULL benchmark becomes NaN
+    if data.size:
+        for bot_id, group in _by_bot(data[:, 0]):
+            _set_arrays(windows[bot_id], data[group, 1:])
     return windows
 
 
-def _raw_rows(queryset: QuerySet[Any], columns: list[Any], *, with_times: bool) -> list[tuple[Any, ...]]:
-    """The queryset's rows as plain tuples. Hundreds of thousands of rows for a large
-    leaderboard: read straight from the cursor (floats and ints need no conversion), unless
-    datetimes and decimals are wanted, which Django converts."""
-    names = [f"c{i}" for i in range(len(columns))]
-    annotated = queryset.annotate(**{n: F(c) if isinstance(c, str) else c for n, c in zip(names, columns, strict=True)})
-    values = annotated.values_list(*names)
-    if with_times:
-        return list(values)
-    sql, params = values.query.sql_with_params()
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return cursor.fetchall()
+def _by_bot(bot_ids: Any) -> list[tuple[int, slice]]:
+    """(bot id, slice of its rows) of rows sorted by bot."""
+    ids = np.asarray(bot_ids, dtype=np.int64)
+    if not ids.size:
+        return []
+    starts = np.flatnonzero(np.r_[True, ids[1:] != ids[:-1]])
+    ends = np.r_[starts[1:], ids.size]
+    return [(int(ids[a]), slice(int(a), int(b))) for a, b in zip(starts, ends, strict=True)]
+
+
+def _set_arrays(window: BotWindow, numbers: FloatArray) -> None:
+    """Columns: market clock, grid level, equity, net value, benchmark."""
+    window.clocks = numbers[:, 0].astype(np.int64)
+    window.levels = numbers[:, 1].astype(np.int64)
+    window.equity = numbers[:, 2]
+    window.net = numbers[:, 3]
+    window.benchmark = numbers[:, 4]
 
 
 def _timeframe(bot: Bot) -> int:
@@ -236,34 +269,37 @@ def _timeframe(bot: Bot) -> int:
 
 def window_series(window: BotWindow) -> statistics.Series | None:
     """The bot's window on its grid (see trading.statistics): the value at the start, at each
-    grid point and at the latest mark; None for a bot without any mark."""
-    if window.end is None:
+    grid point and at the latest mark; None for a bot without any mark. Keeps only the grid
+    marks on `window` (the arena and the equity curve draw them)."""
+    end = window.end
+    if end is None:
         return None
-    rows = window.rows
-    tf = _timeframe(window.bot)
-    begin = window.start.clock if window.start is not None else (rows[0].clock if rows else window.end.clock)
-    span = window.end.clock - begin
-    step = statistics.typical_step([r.clock for r in rows])
-    period = statistics.grid_period(timeframe_seconds=tf, span_seconds=span, step_seconds=step)
-    level = statistics.level_of(period)
-    kept = [r for r in rows if r.level >= level]
+    clocks = window.clocks
+    begin = window.start.clock if window.start is not None else (int(clocks[0]) if clocks.size else end.clock)
+    period = statistics.grid_period(
+        timeframe_seconds=_timeframe(window.bot),
+        span_seconds=end.clock - begin,
+        step_seconds=statistics.typical_step(clocks),
+    )
     window.period_seconds = period
-    window.rows = kept
-    positions = statistics.grid_positions([r.clock for r in kept], period=period)
-    values = [float(window.start_value), *statistics.on_grid([r.net_value for r in kept], positions)]
+    window.keep(window.levels >= statistics.level_of(period))
+    positions = statistics.grid_positions(window.clocks, period=period)
+    values = np.concatenate([[float(window.start_value)], statistics.on_grid(window.net, positions)])
     # The benchmark starts where the bot does: its mark before the window, or 1 (the first mark's
     # prices) for a bot that starts inside it.
     start_benchmark = window.start.benchmark if window.start is not None else Decimal(1)
-    benchmarks: list[float | None] = [None if start_benchmark is None else float(start_benchmark)]
-    benchmarks += list(statistics.on_grid([np.nan if r.benchmark is None else r.benchmark for r in kept], positions))
+    benchmarks = np.concatenate(
+        [
+            [np.nan if start_benchmark is None else float(start_benchmark)],
+            statistics.on_grid(window.benchmark, positions),
+        ]
+    )
     latest = window.latest
-    if latest is not None and (not kept or kept[-1].pk != latest.pk):
-        values.append(float(latest.net_value))
-        benchmarks.append(None if latest.benchmark is None else float(latest.benchmark))
-    bench: np.ndarray | None = None
-    if all(b is not None and math.isfinite(b) for b in benchmarks):
-        bench = np.asarray(benchmarks, dtype=np.float64)
-    return statistics.Series(values=np.asarray(values, dtype=np.float64), period_seconds=period, benchmark=bench)
+    if latest is not None and not window.latest_on_grid:
+        values = np.append(values, float(latest.net_value))
+        benchmarks = np.append(benchmarks, np.nan if latest.benchmark is None else float(latest.benchmark))
+    bench = benchmarks if np.all(np.isfinite(benchmarks)) else None
+    return statistics.Series(values=values, period_seconds=period, benchmark=bench)
 
 
 # --- Performance -------------------------------------------------------------------------------
@@ -308,6 +344,7 @@ class Performance:
     invalid_outputs: int
     invalid_output_rate: Decimal | None
     started: bool
+    first_time: datetime | None = None  # of the bot's first mark in the window
     unranked_reason: str = ""
     summary: statistics.Summary | None = None
     equity_series: list[dict[str, Any]] = field(default_factory=list)
@@ -419,6 +456,7 @@ def bots_performance(
             invalid_outputs=counts["invalid"],
             invalid_output_rate=_pct(Decimal(counts["invalid"]), Decimal(counts["total"])),
             started=bot.pk in started,
+            first_time=window.first_time,
             summary=summary if converted else None,
         )
         if not converted:
@@ -442,9 +480,9 @@ def bots_performance(
 
 
 def _first_market_time(window: BotWindow) -> datetime | None:
-    for row in window.rows:
-        if row.market_time is not None:
-            return row.market_time
+    for _, market_time, _ in window.points:
+        if market_time is not None:
+            return market_time
     return None
 
 
@@ -457,12 +495,10 @@ def _interval(interval: tuple[float, float] | None, *, scale: int = 100) -> list
 def _series_points(window: BotWindow) -> list[dict[str, Any]]:
     """The equity curve on the grid (≤ MAX_PERIODS points, with the latest mark)."""
     points = [
-        {"time": r.time, "market_time": r.market_time, "equity": r.equity}
-        for r in window.rows
-        if r.time is not None and r.equity is not None
+        {"time": time, "market_time": market_time, "equity": equity} for time, market_time, equity in window.points
     ]
     latest = window.latest
-    if latest is not None and (not window.rows or window.rows[-1].pk != latest.pk):
+    if latest is not None and not window.latest_on_grid:
         points.append({"time": latest.time, "market_time": latest.market_time, "equity": latest.equity})
     return points
 
@@ -556,12 +592,8 @@ def leaderboard(*, user: UserLike, period: str = "all", now: datetime | None = N
     since = period_start(period, now=now)
     window_start = since
     if since is None and started:
-        window_start = (
-            EquitySnapshot.objects.filter(bot_id__in=[b.pk for b in started])
-            .order_by("time")
-            .values_list("time", flat=True)
-            .first()
-        )
+        firsts = [t for t in (performance[b.pk].first_time for b in started) if t is not None]
+        window_start = min(firsts, default=None)
     return Leaderboard(
         period=period,
         window_start=window_start,
@@ -727,15 +759,17 @@ def arena(*, user: UserLike, period: str = "all", now: datetime | None = None) -
         series = window_series(window)
         if series is None or window.latest is None:
             continue
-        begin = window.start.clock if window.start is not None else (window.rows[0].clock if window.rows else None)
+        begin = (
+            window.start.clock if window.start is not None else (int(window.clocks[0]) if window.clocks.size else None)
+        )
         if begin is None:
             continue
         # The account's value: the LLM bill is paid outside it (the leaderboard's net figures
         # take it off where it converts).
         start = float(window.start_equity)
-        clocks = [begin, *(r.clock for r in window.rows)]
-        values = [start, *(r.equity_value for r in window.rows)]
-        if not window.rows or window.rows[-1].pk != window.latest.pk:
+        clocks = [begin, *window.clocks.tolist()]
+        values = [start, *window.equity.tolist()]
+        if not window.latest_on_grid:
             clocks.append(window.latest.clock)
             values.append(float(window.latest.equity))
         points = [

@@ -12,8 +12,9 @@ Converting the bill needs the rate at the time of the call, taken from candles:
    source ("par").
 4. Otherwise there is no rate, and the converted figures are unknown (None), never guessed.
 
-A candle counts only if the market time falls in it or in the candle after it: a stale price is
-no rate at all. The returned `source` says which candle the rate came from; it is recorded on
+A stored candle counts only if the market time falls in it; the feed's newest closed candle also
+if the market time falls in the candle after it (an exchange a candle behind). A stale price is no
+rate at all. The returned `source` says which candle the rate came from; it is recorded on
 each LLM call.
 """
 
@@ -81,9 +82,9 @@ def usd_rate(
     return None
 
 
-def _fresh(open_time: datetime, timeframe: str, at: datetime) -> bool:
-    # The candle `at` falls in, or the one before it (an exchange a candle behind).
-    return open_time <= at < open_time + 2 * timedelta(seconds=timeframe_seconds(timeframe))
+def _fresh(open_time: datetime, timeframe: str, at: datetime, *, candles: int = 1) -> bool:
+    """Whether the candle holds `at` (candles=1), or is at most one candle before it (2)."""
+    return open_time <= at < open_time + candles * timedelta(seconds=timeframe_seconds(timeframe))
 
 
 def _close_at(
@@ -110,6 +111,8 @@ def _close_at(
 
         candles_upsert(exchange=exchange, symbol=symbol, timeframe=wanted, candles=candles)
         last = candles[-1]
-        if last.close > 0 and _fresh(last.open_time, wanted, at):
+        # The feed's newest closed candle: one candle behind is still the time of the call (an
+        # exchange that has not closed the hour yet).
+        if last.close > 0 and _fresh(last.open_time, wanted, at, candles=2):
             return last.close, wanted, last.open_time
     return None

@@ -37,6 +37,7 @@ W · X. That is what lets the leaderboard of 1,000 bots bootstrap in a fraction 
 from __future__ import annotations
 
 import math
+from collections import defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -136,20 +137,21 @@ def grid_period(*, timeframe_seconds: int, span_seconds: int, step_seconds: floa
     return GRID_PERIODS[-1]
 
 
-def typical_step(clocks: Sequence[int]) -> float:
+def typical_step(clocks: Sequence[int] | npt.NDArray[np.int64]) -> float:
     """The median market time between consecutive marks that moved the clock (0 for none)."""
     steps = np.diff(np.asarray(clocks, dtype=np.int64))
     steps = steps[steps > 0]
     return float(np.median(steps)) if steps.size else 0.0
 
 
-def grid_positions(clocks: Sequence[int], *, period: int) -> npt.NDArray[np.int64]:
+def grid_positions(clocks: Sequence[int] | npt.NDArray[np.int64], *, period: int) -> npt.NDArray[np.int64]:
     """For marks that open buckets (ascending clocks), the grid index of each, from 0."""
-    buckets = np.array([grid_bucket(int(c), period) for c in clocks], dtype=np.int64)
+    origin = bucket_start(0, period)  # weeks open on Monday, not on the epoch's Thursday
+    buckets = (np.asarray(clocks, dtype=np.int64) - origin) // period
     return buckets - buckets[0] if buckets.size else buckets
 
 
-def on_grid(values: Sequence[float], positions: npt.NDArray[np.int64]) -> FloatArray:
+def on_grid(values: Sequence[float] | FloatArray, positions: npt.NDArray[np.int64]) -> FloatArray:
     """Values placed on consecutive grid points, a missing point carrying the value before it."""
     array = np.asarray(values, dtype=np.float64)
     if not array.size:
@@ -221,22 +223,59 @@ def max_drawdown(values: FloatArray) -> float:
 
 
 def block_length(returns: FloatArray) -> float:
-    """Politis & White's expected block length for the stationary bootstrap
-    (`arch.bootstrap.optimal_block_length`), rounded to BLOCK_LENGTHS; 1 (the i.i.d. bootstrap)
-    for a series without variation."""
-    if returns.size < 3 or not float(np.std(returns)) > 1e-15:
-        return 1.0
-    from arch.bootstrap import optimal_block_length  # pandas and scipy: loaded when first needed
+    """Politis & White's expected block length for the stationary bootstrap, rounded to
+    BLOCK_LENGTHS (1, the i.i.d. bootstrap, for a series without variation)."""
+    return float(block_lengths(returns[np.newaxis, :])[0])
 
-    estimate = float(optimal_block_length(returns)["stationary"].iloc[0])
-    if not math.isfinite(estimate) or estimate <= 1:
-        return 1.0
-    # Nearest in log space: the estimate itself is only known within a factor.
+
+def block_lengths(returns: FloatArray) -> FloatArray:
+    """`block_length` of each row of a (series × periods) matrix at once."""
+    estimates = optimal_block_lengths(returns)
     logs = np.log(np.asarray(BLOCK_LENGTHS))
-    return float(BLOCK_LENGTHS[int(np.argmin(np.abs(logs - math.log(estimate))))])
+    with np.errstate(divide="ignore", invalid="ignore"):
+        nearest = np.argmin(np.abs(logs[np.newaxis, :] - np.log(np.maximum(estimates, 1.0))[:, np.newaxis]), axis=1)
+    rounded = np.asarray(BLOCK_LENGTHS)[nearest]
+    return np.where(np.isfinite(estimates) & (estimates > 1), rounded, 1.0)
 
 
-# --- Bootstrap -------------------------------------------------------------------------------
+def optimal_block_lengths(x: FloatArray) -> FloatArray:
+    """`arch.bootstrap.optimal_block_length(x)["stationary"]` for each row of a (series × periods)
+    matrix: Politis & White (2004) with the correction of Patton, Politis & White (2009), arch's
+    arithmetic step by step, vectorised over the series (arch loops over them in Python, which
+    is most of a large leaderboard's time). The tests check it against arch."""
+    count, nobs = x.shape
+    if nobs < 3:
+        return np.ones(count)
+    eps = x - x.mean(axis=1, keepdims=True)
+    b_max = math.ceil(min(3 * math.sqrt(nobs), nobs / 3))
+    kn = max(5, int(np.log10(nobs)))
+    m_max = math.ceil(math.sqrt(nobs)) + kn
+    cv = 2 * math.sqrt(math.log10(nobs) / nobs)
+    acv = np.zeros((count, m_max + 1))
+    abs_acorr = np.zeros((count, m_max + 1))
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for i in range(min(m_max + 1, nobs - 1)):
+            v1 = np.einsum("ij,ij->i", eps[:, i + 1 :], eps[:, i + 1 :])
+            v2 = np.einsum("ij,ij->i", eps[:, : nobs - i - 1], eps[:, : nobs - i - 1])
+            cross = np.einsum("ij,ij->i", eps[:, i:], eps[:, : nobs - i])
+            acv[:, i] = cross / nobs
+            abs_acorr[:, i] = np.abs(cross) / np.sqrt(v1 * v2)
+    # m: twice the first lag after which kn autocorrelations in a row are insignificant.
+    inside = np.concatenate([np.zeros((count, 1)), np.cumsum(abs_acorr < cv, axis=1)], axis=1)
+    lags = np.arange(kn, m_max + 1)
+    quiet = (inside[:, lags] - inside[:, lags - kn]) == kn
+    found = quiet.any(axis=1)
+    opt_m = lags[np.argmax(quiet, axis=1)] - kn
+    m = np.minimum(np.where(found, 2 * np.maximum(opt_m, 1), m_max), m_max)
+    k = np.arange(1, m_max + 1)
+    ratio = k[np.newaxis, :] / m[:, np.newaxis]
+    lam = np.where(ratio <= 0.5, 1.0, 2 * (1 - ratio))
+    lam[k[np.newaxis, :] > m[:, np.newaxis]] = 0.0
+    g = np.sum(2 * lam * k * acv[:, 1:], axis=1)
+    lr_acv = acv[:, 0] + np.sum(2 * lam * acv[:, 1:], axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        b_sb = ((2 * g**2) / (2 * lr_acv**2)) ** (1 / 3) * nobs ** (1 / 3)
+    return np.where(lr_acv > 0, np.minimum(b_sb, b_max), 1.0)
 
 
 def bootstrap_weights(
@@ -321,70 +360,118 @@ class Summary:
 
 
 def summarise(series: Sequence[Series], *, reps: int = BOOTSTRAP_REPS, seed: int = BOOTSTRAP_SEED) -> list[Summary]:
-    """Statistics and bootstrap intervals of many series at once (see the module docstring)."""
+    """Statistics and bootstrap intervals of many series at once (see the module docstring):
+    series with the same number of periods are described as one matrix, and those that also
+    share a block length are bootstrapped with one matrix product."""
     summaries: list[Summary] = []
-    # (periods, block) → indices into `series` bootstrapped together.
-    groups: dict[tuple[int, float], list[int]] = {}
-    columns: dict[int, FloatArray] = {}
+    by_length: dict[int, list[int]] = defaultdict(list)
     for index, one in enumerate(series):
-        summary, column = _describe(one)
+        summary, complete = _describe_alone(one)
         summaries.append(summary)
-        if column is not None and summary.block_length is not None:
-            groups.setdefault((summary.periods, summary.block_length), []).append(index)
-            columns[index] = column
-    for (periods, block), members in groups.items():
-        weights = bootstrap_weights(periods=periods, block=block, reps=reps, seed=seed)
-        # One product for the group: reps × (4 columns per bot).
-        sums = weights @ np.hstack([columns[i] for i in members])
-        for offset, index in enumerate(members):
-            _intervals(summaries[index], series[index], sums[:, 4 * offset : 4 * offset + 4])
+        if complete:
+            by_length[summary.periods].append(index)
+    for periods, members in by_length.items():
+        _describe_together(periods, members, series, summaries, reps=reps, seed=seed)
     return summaries
 
 
-def _describe(one: Series) -> tuple[Summary, FloatArray | None]:
+def _benchmark_of(one: Series) -> FloatArray | None:
+    bench = one.benchmark
+    if bench is None or bench.size != one.values.size or not np.all(np.isfinite(bench)) or not np.all(bench > 0):
+        return None
+    return bench
+
+
+def _describe_alone(one: Series) -> tuple[Summary, bool]:
+    """What one series needs no company for; True when the rest is computed together."""
     values = one.values
     periods = max(values.size - 1, 0)
     summary = Summary(periods=periods, period_seconds=one.period_seconds, net_return=None)
+    if values.size == 1 and values[0] > 0:
+        summary.net_return, summary.max_drawdown = 0.0, 0.0  # no mark in the window: nothing moved
+        return summary, False
     if values.size < 2 or not values[0] > 0:
-        return summary, None
+        return summary, False
     summary.net_return = float(values[-1] / values[0] - 1.0)
     summary.max_drawdown = max_drawdown(values)
-    benchmark = one.benchmark
-    if benchmark is not None and (benchmark.size != values.size or not np.all(benchmark > 0)):
-        benchmark = None
-    if benchmark is not None:
-        summary.benchmark_return = float(benchmark[-1] / benchmark[0] - 1.0)
+    bench = _benchmark_of(one)
+    if bench is not None:
+        summary.benchmark_return = float(bench[-1] / bench[0] - 1.0)
         summary.excess_return = summary.net_return - summary.benchmark_return
-    if not np.all(values > 0):
-        return summary, None  # the account was wiped out: returns past that point are undefined
-    returns = period_returns(values)
-    per_year = periods_per_year(one.period_seconds)
-    summary.sharpe = sharpe_ratio(returns, periods_per_year=per_year)
-    summary.sortino = sortino_ratio(returns, periods_per_year=per_year)
+    # An account wiped out has no returns past that point: no ratio, no interval.
+    return summary, bool(np.all(values > 0))
+
+
+def _describe_together(
+    periods: int, members: list[int], series: Sequence[Series], summaries: list[Summary], *, reps: int, seed: int
+) -> None:
+    values = np.vstack([series[i].values for i in members])
+    returns = values[:, 1:] / values[:, :-1] - 1.0
+    per_year = np.array([periods_per_year(series[i].period_seconds) for i in members])
+    sharpe, sortino = _ratios(returns, per_year)
+    for row, index in enumerate(members):
+        summaries[index].sharpe = sharpe[row]
+        summaries[index].sortino = sortino[row]
     if periods < MIN_PERIODS:
-        return summary, None
-    summary.block_length = block_length(returns)
-    bench_returns = period_returns(benchmark) if benchmark is not None else np.zeros(periods)
-    column = np.column_stack([np.log1p(returns), returns, returns**2, np.log1p(bench_returns)])
-    return summary, column
-
-
-def _intervals(summary: Summary, one: Series, sums: FloatArray) -> None:
-    n = summary.periods
-    net = np.expm1(sums[:, 0])
-    summary.net_return_ci = percentile_interval(net)
-    sharpe: FloatArray | None = None
-    if summary.sharpe is not None:
-        mean = sums[:, 1] / n
-        variance = np.maximum(sums[:, 2] - n * mean**2, 0.0) / (n - 1)
+        return
+    blocks = block_lengths(returns)
+    benches = [_benchmark_of(series[i]) for i in members]
+    bench_returns = np.vstack([np.zeros(periods) if b is None else b[1:] / b[:-1] - 1.0 for b in benches])
+    groups: dict[float, list[int]] = defaultdict(list)
+    for row, block in enumerate(blocks):
+        groups[float(block)].append(row)
+    for block, rows in groups.items():
+        weights = bootstrap_weights(periods=periods, block=block, reps=reps, seed=seed)
+        picked = np.asarray(rows)
+        # Four sums per series and replicate, one product for the group.
+        log_r, r = np.log1p(returns[picked]), returns[picked]
+        sums = weights @ np.hstack([log_r.T, r.T, (r**2).T, np.log1p(bench_returns[picked]).T])
+        k = len(rows)
+        net = np.expm1(sums[:, :k])
+        mean = sums[:, k : 2 * k] / periods
+        variance = np.maximum(sums[:, 2 * k : 3 * k] - periods * mean**2, 0.0) / (periods - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
-            sharpe = mean / np.sqrt(variance) * math.sqrt(periods_per_year(one.period_seconds))
-        summary.sharpe_ci = percentile_interval(sharpe)
-    excess: FloatArray | None = None
-    if summary.excess_return is not None:
-        excess = net - np.expm1(sums[:, 3])
-        summary.excess_return_ci = percentile_interval(excess)
-    summary.replicates = Replicates(net_return=net, sharpe=sharpe, excess_return=excess)
+            ratio = mean / np.sqrt(variance) * np.sqrt(per_year[picked])[np.newaxis, :]
+        excess = net - np.expm1(sums[:, 3 * k :])
+        net_ci, sharpe_ci, excess_ci = (percentile_intervals(m) for m in (net, ratio, excess))
+        for column, row in enumerate(rows):
+            summary = summaries[members[row]]
+            summary.block_length = block
+            summary.net_return_ci = net_ci[column]
+            has_sharpe = summary.sharpe is not None
+            has_excess = benches[row] is not None
+            summary.sharpe_ci = sharpe_ci[column] if has_sharpe else None
+            summary.excess_return_ci = excess_ci[column] if has_excess else None
+            summary.replicates = Replicates(
+                net_return=net[:, column],
+                sharpe=ratio[:, column] if has_sharpe else None,
+                excess_return=excess[:, column] if has_excess else None,
+            )
+
+
+def _ratios(returns: FloatArray, per_year: FloatArray) -> tuple[list[float | None], list[float | None]]:
+    """Sharpe and Sortino of each row (as sharpe_ratio and sortino_ratio compute them)."""
+    count, periods = returns.shape
+    if periods < MIN_PERIODS:
+        return [None] * count, [None] * count
+    mean = returns.mean(axis=1)
+    std = returns.std(axis=1, ddof=1)
+    downside = np.sqrt(np.mean(np.minimum(returns, 0.0) ** 2, axis=1))
+    root = np.sqrt(per_year)
+    sharpe = [float(m / s * q) if s > 1e-15 else None for m, s, q in zip(mean, std, root, strict=True)]
+    sortino = [float(m / d * q) if d > 1e-15 else None for m, d, q in zip(mean, downside, root, strict=True)]
+    return sharpe, sortino
+
+
+def percentile_intervals(replicates: FloatArray) -> list[tuple[float, float] | None]:
+    """`percentile_interval` of each column of a (replicates × series) matrix."""
+    alpha = (1.0 - CONFIDENCE) / 2
+    finite: npt.NDArray[np.bool_] = np.asarray(np.isfinite(replicates).all(axis=0))
+    bounds = np.percentile(np.where(np.isfinite(replicates), replicates, 0.0), [100 * alpha, 100 * (1 - alpha)], axis=0)
+    return [
+        (float(bounds[0, j]), float(bounds[1, j])) if finite[j] else percentile_interval(replicates[:, j])
+        for j in range(replicates.shape[1])
+    ]
 
 
 def aggregate(summaries: Sequence[Summary]) -> Summary | None:

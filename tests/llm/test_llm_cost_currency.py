@@ -73,14 +73,20 @@ def test_btc_quoted_llm_bot_net_figures_to_the_satoshi(btc_settings: Any, wire: 
         PROTO.ok(_answer("open_long"), input_tokens=1200, output_tokens=300),
         PROTO.ok(_answer("hold"), input_tokens=2000, output_tokens=100),
     )
+    # Two cycles either side of an hour of market time (xx:55, then xx+1:00): each call has the
+    # rate of its own hour.
+    feed = get_feed()
     slot = timezone.now().replace(microsecond=0)
+    while feed.market_time(exchange="binance", symbol="ETH/BTC", timeframe="5m", slot=slot).minute != 55:
+        slot += timedelta(seconds=15)
     for n in range(2):
         cycle = run_cycle(bot_id=bot.pk, slot=slot + timedelta(seconds=15 * n))
         assert cycle.status == Cycle.Status.COMPLETED, cycle.error
 
-    feed = get_feed()
     calls = list(LLMCall.objects.filter(bot=bot).select_related("cycle").order_by("created_at", "pk"))
     assert [c.cost for c in calls] == [Decimal("0.0081"), Decimal("0.0075")]
+    assert [c.cycle.market_time.minute for c in calls] == [55, 0]
+    assert calls[0].usd_rate != calls[1].usd_rate
     for call in calls:
         # The rate of the call's market time: Coinbase's BTC/USD 1h candle holding it.
         [candle] = feed.fetch_ohlcv(

@@ -46,6 +46,20 @@ def test_a_stored_candle_holding_the_market_time(settings):
     assert rate.source == "kraken BTC/USD 1h close of 2018-01-20T10:00Z"
 
 
+def test_a_stored_candle_before_the_one_holding_the_time_is_not_used(settings):
+    """The hour before is stored, the hour holding the market time is not: the feed answers."""
+    settings.LLM_COST_RATE_EXCHANGES = []
+    candle(
+        exchange="coinbase",
+        symbol="BTC/USD",
+        timeframe="1h",
+        open_time=AT.replace(minute=0) - timedelta(hours=1),
+        close="1",
+    )
+    rate = usd_rate(currency="BTC", exchange="coinbase", at=AT)
+    assert rate is not None and rate.source == "coinbase BTC/USD 1h close of 2018-01-20T10:00Z" and rate.per_usd < 1
+
+
 def test_a_stale_candle_is_no_rate(settings):
     settings.LLM_COST_RATE_EXCHANGES = []
     candle(exchange="kraken", symbol="BTC/USD", timeframe="1h", open_time=AT - timedelta(hours=3), close="12500")

@@ -97,6 +97,12 @@ def test_drawdown_from_the_starting_value_counts():
 # --- Against arch ----------------------------------------------------------------------------
 
 
+def test_block_lengths_of_many_series_are_archs():
+    matrix = np.vstack([autocorrelated_returns(240, seed) for seed in range(12)] + [np.tile([0.01, -0.01], 120)])
+    expected = optimal_block_length(matrix.T)["stationary"].to_numpy()
+    assert st.optimal_block_lengths(matrix) == pytest.approx(expected, rel=1e-9)
+
+
 @pytest.mark.parametrize("seed", [4, 5, 6, 7])
 def test_block_length_is_archs_rounded(seed):
     returns = autocorrelated_returns(200 + 50 * seed, seed)
