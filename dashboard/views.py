@@ -109,8 +109,8 @@ def bot_page(request: HttpRequest, bot_id: int) -> HttpResponse:
 @login_required
 @ensure_csrf_cookie
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
-    rows = performance.leaderboard(user=request.user, period="all").rows
-    return render(request, "dashboard/leaderboard.html", {"rows": rows, "page": "leaderboard", **_common(request)})
+    board = performance.leaderboard(user=request.user, period="all")
+    return render(request, "dashboard/leaderboard.html", {"board": board, "page": "leaderboard", **_common(request)})
 
 
 class FaviconView(RedirectView):
