@@ -122,6 +122,7 @@ class BotWindow:
     start: Mark | None = None
     latest: Mark | None = None
     first_time: datetime | None = None
+    first_market_time: datetime | None = None
     clocks: IntArray = field(default_factory=lambda: EMPTY_INT)
     levels: IntArray = field(default_factory=lambda: EMPTY_INT)
     equity: FloatArray = field(default_factory=lambda: EMPTY_FLOAT)
@@ -174,14 +175,18 @@ def bot_windows(*, bots: Sequence[Bot], since: datetime | None, with_times: bool
         latest_id=Subquery(inside.order_by("-time", "-pk").values("pk")[:1]),
         first_clock=Subquery(inside.order_by("time", "pk").values("market_clock")[:1]),
         first_time=Subquery(inside.order_by("time", "pk").values("time")[:1]),
+        first_market_time=Subquery(
+            inside.filter(market_time__isnull=False).order_by("time", "pk").values("market_time")[:1]
+        ),
     )
     first_clock: dict[int, int | None] = {}
     wanted: dict[int, tuple[int, str]] = {}
-    for bot_id, start_id, latest_id, first, first_time in bounds.values_list(
-        "pk", "start_id", "latest_id", "first_clock", "first_time"
+    for bot_id, start_id, latest_id, first, first_time, first_market_time in bounds.values_list(
+        "pk", "start_id", "latest_id", "first_clock", "first_time", "first_market_time"
     ):
         first_clock[bot_id] = first
         windows[bot_id].first_time = first_time
+        windows[bot_id].first_market_time = first_market_time
         if start_id is not None:
             wanted[start_id] = (bot_id, "start")
         if latest_id is not None:
@@ -447,7 +452,7 @@ def bots_performance(
             verdict=verdict_of(summary if converted else None),
             periods=summary.periods if summary is not None else 0,
             grid=grid_label(window.period_seconds) if window.period_seconds else None,
-            market_start=(window.start.market_time if window.start is not None else _first_market_time(window)),
+            market_start=window.start.market_time if window.start is not None else window.first_market_time,
             market_end=end.market_time if end is not None else None,
             win_rate=statistics.win_rate(closed.get(bot.pk, [])),
             trades=len(closed.get(bot.pk, [])),
@@ -477,13 +482,6 @@ def bots_performance(
             perf.equity_series = _series_points(window)
         result[bot.pk] = perf
     return result
-
-
-def _first_market_time(window: BotWindow) -> datetime | None:
-    for _, market_time, _ in window.points:
-        if market_time is not None:
-            return market_time
-    return None
 
 
 def _interval(interval: tuple[float, float] | None, *, scale: int = 100) -> list[Decimal | None] | None:

@@ -313,9 +313,6 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # files collected into STATIC_ROOT are served too.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
-# Most points of an equity curve the performance endpoint returns; longer series are thinned
-# evenly (first and last point kept), so a year of 15-second cycles stays a small response.
-PERFORMANCE_MAX_POINTS = env_int("PERFORMANCE_MAX_POINTS", 500, minimum=10)
 
 # --- Auth, i18n, static ---------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [

@@ -95,7 +95,7 @@ def test_performance_on_the_market_time_grid(api, user):
     # Five periods: no Sharpe, no interval, and it says why.
     assert p["sharpe"] is None and p["sharpe_ci"] is None and p["net_return_ci"] is None
     assert p["verdict"] == "fewer than 30 periods: too early to tell"
-    assert p["market_start"] is None or p["market_start"].startswith("2019-03-04")
+    assert p["market_start"].startswith("2019-03-04T00:00")
     assert p["market_end"].startswith("2019-03-04T04:00")
     assert [Decimal(point["equity"]) for point in p["equity_series"]] == [10000, 11000, 9900, 10100, 10300]
 
@@ -341,3 +341,24 @@ def test_arena_lines_are_percent_returns_on_market_time(api, user):
 
     assert line["name"] == "runner" and line["is_baseline"] is True
     assert [(t, float(v)) for t, v in line["points"]] == [(0, 0), (0, 0), (3600, 1), (7200, -1)]
+
+
+def test_the_prompts_sharpe_so_far_follows_the_same_rule(user):
+    from bots.performance import sharpe_so_far
+
+    bot = make_bot(owner=user)
+    started(bot)
+    rng = np.random.default_rng(5)
+    equities = [round(10000 * float(v), 6) for v in np.cumprod(1 + rng.normal(0.0005, 0.01, 40))]
+    base = timezone.now() - timedelta(hours=1)
+
+    def add(indexes: range) -> None:
+        for i in indexes:
+            mark(bot, time=base + timedelta(seconds=i), market_time=MARKET + timedelta(hours=i), equity=equities[i])
+
+    add(range(28))
+    assert sharpe_so_far(bot=bot) is None  # 28 periods of market time: absent from the prompt
+    add(range(28, 40))
+    values = np.array([10000.0, *equities])
+    expected = empyrical.sharpe_ratio(values[1:] / values[:-1] - 1, annualization=365 * 24)
+    assert float(sharpe_so_far(bot=bot)) == pytest.approx(expected, abs=0.005)
