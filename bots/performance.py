@@ -303,8 +303,20 @@ def window_series(window: BotWindow) -> statistics.Series | None:
     if latest is not None and not window.latest_on_grid:
         values = np.append(values, float(latest.net_value))
         benchmarks = np.append(benchmarks, np.nan if latest.benchmark is None else float(latest.benchmark))
-    bench = benchmarks if np.all(np.isfinite(benchmarks)) else None
+    # A mark without prices (a close-out) holds buy-and-hold at its last known value.
+    bench = _carried(benchmarks)
     return statistics.Series(values=values, period_seconds=period, benchmark=bench)
+
+
+def _carried(values: FloatArray) -> FloatArray | None:
+    """Unknown (NaN) values carry the one before them; None when the first is unknown."""
+    if not values.size or not np.isfinite(values[0]):
+        return None
+    known = np.isfinite(values)
+    if known.all():
+        return values
+    last = np.maximum.accumulate(np.where(known, np.arange(values.size), 0))
+    return values[last]
 
 
 # --- Performance -------------------------------------------------------------------------------

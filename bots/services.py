@@ -284,6 +284,7 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
     anyway and the dispatcher runs a close-out cycle for it within one tick.
     """
     from bots.cycle import bot_close_out
+    from bots.marks import stop_mark_record
 
     stopped_now = False
     # Whether there is anything to close: if so, the stop that closes it tells the owner.
@@ -313,6 +314,10 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
         )
     try:
         closed, realized, canceled = bot_close_out(bot=bot)
+        if closed:
+            # No cycle follows a stop: mark the account after the close (bots.marks).
+            bot.refresh_from_db()
+            stop_mark_record(bot=bot)
     finally:
         bot_lease_release(bot_id=bot.pk, owner=owner)
     bot.refresh_from_db()

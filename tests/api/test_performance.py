@@ -362,3 +362,22 @@ def test_the_prompts_sharpe_so_far_follows_the_same_rule(user):
     values = np.array([10000.0, *equities])
     expected = empyrical.sharpe_ratio(values[1:] / values[:-1] - 1, annualization=365 * 24)
     assert float(sharpe_so_far(bot=bot)) == pytest.approx(expected, abs=0.005)
+
+
+def test_a_stop_is_marked_and_its_round_trip_reconciles_with_the_figures(api, user):
+    """A stop closes positions between cycles and no cycle follows: the stop marks the account,
+    so the net PnL on marks is the round trip's net PnL, and buy-and-hold stays known."""
+    from tests.api.conftest import traded
+
+    bot = traded(owner=user, name="stopped")
+    marks_before = EquitySnapshot.objects.filter(bot=bot).count()
+
+    assert api.post(f"/api/bots/{bot.pk}/stop/").json()["closed_positions"] == 1
+
+    assert EquitySnapshot.objects.filter(bot=bot).count() == marks_before + 1
+    [trip] = api.get(f"/api/bots/{bot.pk}/round-trips/").json()["results"]
+    p = api.get(f"/api/bots/{bot.pk}/performance/").json()
+    assert Decimal(p["net_pnl"]) == Decimal(trip["net_pnl"]) and p["trades"] == 1
+    assert p["benchmark_return_pct"] is not None
+    [row] = api.get("/api/leaderboard/").json()["rows"]
+    assert Decimal(row["net_pnl"]) == Decimal(trip["net_pnl"])
