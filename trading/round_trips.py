@@ -170,17 +170,19 @@ def _pct(part: Decimal, whole: Decimal) -> Decimal | None:
 
 
 def trade_stats(trips: Sequence[RoundTrip], *, with_money: bool = True) -> TradeStats:
-    """Win rate (net PnL > 0), holding times in market time (wall time where the market time is
-    unknown), long/short mix, average leverage and confidence, biggest win and loss (on margin,
+    """Win rate (net PnL > 0), holding times in market time, long/short mix, average leverage and confidence, biggest win and loss (on margin,
     and in money), fees as a share of the gross PnL's size."""
     stats = TradeStats(round_trips=len(trips))
     if not trips:
         return stats
     n = Decimal(len(trips))
     stats.win_rate = _pct(Decimal(sum(1 for t in trips if t.net_pnl > 0)), n)
-    held = [t.holding_market_seconds if t.holding_market_seconds is not None else t.holding_seconds for t in trips]
-    stats.avg_holding_seconds = round(sum(held) / len(held))
-    stats.median_holding_seconds = round(statistics.median(held))
+    # Market time held; a trip whose market time is unknown (or looped on the replay) is left
+    # out rather than mixed in with wall-clock seconds.
+    held = [t.holding_market_seconds for t in trips if t.holding_market_seconds is not None]
+    if held:
+        stats.avg_holding_seconds = round(sum(held) / len(held))
+        stats.median_holding_seconds = round(statistics.median(held))
     longs = sum(1 for t in trips if t.side == Position.Side.LONG)
     stats.long_pct = _pct(Decimal(longs), n)
     stats.short_pct = _pct(Decimal(len(trips) - longs), n)

@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from bots.models import Bot, Cycle
 from tests.api.conftest import make_bot
-from trading.models import EquitySnapshot, Position
+from trading.models import EquitySnapshot, Fill, Order, Position
 
 pytestmark = pytest.mark.django_db
 
@@ -277,7 +277,7 @@ def test_analytics_per_bot_and_per_model(api, user):
     for i, (side, pnl, fees, leverage, confidence, hours) in enumerate(
         [("long", 100, 10, 2, "0.6", 2), ("short", -40, 10, 3, "0.8", 4), ("long", 20, 5, 1, None, 6)]
     ):
-        Position.objects.create(
+        position = Position.objects.create(
             bot=bot,
             symbol="BTC/USD",
             side=side,
@@ -292,8 +292,31 @@ def test_analytics_per_bot_and_per_model(api, user):
             confidence=None if confidence is None else Decimal(confidence),
             close_reason="decision",
             opened_at=now - timedelta(hours=10 + i),
-            closed_at=now - timedelta(hours=10 + i) + timedelta(hours=hours),
+            closed_at=now - timedelta(minutes=10 + i),
         )
+        # Held `hours` of market time (the wall clock of a replay runs much faster).
+        for leg, (intent, market_time) in enumerate(
+            [("open", MARKET + timedelta(hours=10 * i)), ("close", MARKET + timedelta(hours=10 * i + hours))]
+        ):
+            order = Order.objects.create(
+                bot=bot,
+                position=position,
+                client_order_id=f"an-{i}-{leg}",
+                symbol="BTC/USD",
+                side="buy",
+                intent=intent,
+                quantity=Decimal(1),
+                status="filled",
+            )
+            Fill.objects.create(
+                order=order,
+                bot=bot,
+                symbol="BTC/USD",
+                side="buy",
+                quantity=Decimal(1),
+                price=Decimal(100),
+                market_time=market_time,
+            )
     for i, error in enumerate(["", "bad size", ""]):
         Cycle.objects.create(
             bot=bot,
