@@ -432,6 +432,9 @@ def _describe_together(
         variance = np.maximum(sums[:, 2 * k : 3 * k] - periods * mean**2, 0.0) / (periods - 1)
         with np.errstate(divide="ignore", invalid="ignore"):
             ratio = mean / np.sqrt(variance) * np.sqrt(per_year[picked])[np.newaxis, :]
+        # A resample of only flat periods (a bot idle most of the window) earned nothing at no
+        # risk: its Sharpe is taken as 0 rather than undefined, so such a bot keeps an interval.
+        ratio = np.where((variance == 0) & (mean == 0), 0.0, ratio)
         excess = net - np.expm1(sums[:, 3 * k :])
         net_ci, sharpe_ci, excess_ci = (percentile_intervals(m) for m in (net, ratio, excess))
         for column, row in enumerate(rows):

@@ -181,6 +181,16 @@ def test_model_aggregate_averages_bots_and_their_replicates():
     assert model.net_return_ci == st.percentile_interval(replicates)
 
 
+def test_a_mostly_idle_bot_keeps_a_sharpe_interval():
+    """Three trades in sixty periods: many resamples hold only flat periods; they count as a
+    Sharpe of 0, so the interval exists and holds the estimate."""
+    returns = np.zeros(60)
+    returns[[10, 30, 50]] = [0.02, -0.01, 0.015]
+    [summary] = st.summarise([st.Series(values=series_of(returns), period_seconds=HOUR)])
+    assert summary.sharpe is not None and summary.sharpe_ci is not None
+    assert summary.sharpe_ci[0] <= summary.sharpe <= summary.sharpe_ci[1]
+
+
 def test_wiped_out_account_has_a_return_but_no_ratios():
     values = np.r_[series_of(np.full(40, 0.01)), [0.0, 0.0]]
     [summary] = st.summarise([st.Series(values=values, period_seconds=HOUR)])
