@@ -32,19 +32,19 @@ function drawRanges(table) {
         cell.replaceChildren(el("span", { class: "muted" }, verdict || "–"));
         continue;
       }
-      const digits = cell.dataset.kind === "pct" ? 2 : 2;
-      const text = (v) => (cell.dataset.kind === "pct" ? fmtPct(v, digits) : fmt(v, digits));
+      const text = (v) => (cell.dataset.kind === "pct" ? fmtPct(v) : fmt(v));
       const svg = `<svg viewBox="0 0 100 12" width="100" height="12" aria-hidden="true">` +
         `<line x1="${x(0)}" x2="${x(0)}" y1="0" y2="12" class="zero"/>` +
         `<line x1="${x(cell.dataset.low)}" x2="${x(cell.dataset.high)}" y1="6" y2="6" class="span"/>` +
         `<circle cx="${x(cell.dataset.point)}" cy="6" r="2.5" class="point"/></svg>`;
       const bar = el("span", { class: "bar", title: `95 %: ${text(cell.dataset.low)} to ${text(cell.dataset.high)}` });
       bar.innerHTML = svg;
-      cell.replaceChildren(
-        bar,
-        el("span", { class: "ci" }, `${text(cell.dataset.low)} … ${text(cell.dataset.high)}`),
-        verdict ? el("span", { class: `verdict ${verdict.startsWith("beats") ? "pos" : verdict.startsWith("trails") ? "neg" : "muted"}` }, verdict) : null,
-      );
+      const parts = [bar, el("span", { class: "ci" }, `${text(cell.dataset.low)} … ${text(cell.dataset.high)}`)];
+      if (verdict) {
+        const tone = verdict.startsWith("beats") ? "pos" : verdict.startsWith("trails") ? "neg" : "muted";
+        parts.push(el("span", { class: `verdict ${tone}` }, verdict));
+      }
+      cell.replaceChildren(...parts);
     }
   }
 }
