@@ -152,10 +152,16 @@ class _ClaimsLog:
                 self.patched = True
                 return
 
-            def logged(bot_id: int, slot: datetime, *args: Any, **kw: Any) -> Any:
-                self.line("C", bot_id, slot)
-                result = original(bot_id, slot, *args, **kw)
-                self.line("E", bot_id, slot)
+            def logged(*args: Any, **kw: Any) -> Any:
+                # Logged only when called as today's (bot_id, slot, interval): a restructured
+                # dispatcher with another signature is passed through untouched.
+                bot_id, slot = (*args, None, None)[:2]
+                known = isinstance(bot_id, int) and isinstance(slot, datetime)
+                if known:
+                    self.line("C", bot_id, slot)
+                result = original(*args, **kw)
+                if known:
+                    self.line("E", bot_id, slot)
                 return result
 
             bots.tasks._enqueue_cycle = logged

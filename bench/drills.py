@@ -30,8 +30,9 @@ time limits; only the lease's expiry matters here).
 Checks, from the database rows after everything stopped:
 - duplicate client order ids; duplicate (bot, slot) cycles; orders with more than one fill or a
   fill that does not match the order; more than one open position per (bot, symbol);
-- cycles still `running` that started more than two lease times before the end (stuck), and how
-  many of them had passed the risk stage or had filled orders;
+- cycles still unfinished (`running`, or any status other than completed/failed/skipped) that
+  started more than two lease times before the end (stuck), and how many of them had passed the
+  risk stage or had filled orders;
 - claimed slots without a record: every claim the dispatcher made is logged by the worker (line
   written after the claim's UPDATE committed and before the message is sent, see
   bench/celery_bench.py); a claimed (bot, slot) with no cycle row lost its slot without a trace;
@@ -100,6 +101,7 @@ from bench.harness import (
 
 WORKER_KILL, REDIS_KILL, DB_CUT, DUAL = "worker kill", "redis kill -9", "db cut", "2 beats + 2 workers"
 FAULTS = (WORKER_KILL, REDIS_KILL, DB_CUT)
+FINAL_STATUSES = ("completed", "failed", "skipped")
 
 
 @dataclass
@@ -339,7 +341,8 @@ class Drill:
             if self.probe is None:
                 self.probe = pg_connect(self.postgres.url(application_name=HARNESS_APP))
             running = self.probe.execute(
-                "SELECT count(*) FROM bots_cycle WHERE status = 'running' AND started_at > now() - interval '30 seconds'"
+                "SELECT count(*) FROM bots_cycle WHERE status NOT IN ('completed', 'failed', 'skipped') "
+                "AND started_at > now() - interval '30 seconds'"
             ).fetchone()[0]
         except Exception:
             self.probe = None  # cut or restarted: reconnect next time
@@ -451,7 +454,7 @@ class Drill:
         while time.time() < deadline:
             state = (
                 Cycle.objects.count(),
-                Cycle.objects.filter(status=Cycle.Status.RUNNING).count(),
+                Cycle.objects.exclude(status__in=FINAL_STATUSES).count(),
             )
             connection.close()
             if state != last:
@@ -502,10 +505,19 @@ class Drill:
             off_grid += len(known - grid)
             skipped += [(bot_id, s) for s in sorted(grid - known)]
         not_enqueued = sum(len(claims[b] - enqueued.get(b, set())) for b in claims)
+        if claims:
+            method = "claims logged by the worker's dispatcher wrapper + each bot's slot grid"
+        else:
+            # bench/celery_bench.py found no `bots.tasks._enqueue_cycle` to wrap.
+            method = (
+                "NO claims logged (the dispatcher has no bots.tasks._enqueue_cycle any more): claimed slots "
+                "without a record cannot be told apart here; silently skipped slots from the grid only"
+            )
 
-        # Cycles still running.
+        # Cycles not finished: `running` today, and any other non-final status a later version
+        # writes (a `queued` record of a claim, say) counts the same way.
         two_leases = timedelta(seconds=2 * self.lease)
-        running = [c for c in cycles if c[3] == Cycle.Status.RUNNING]
+        running = [c for c in cycles if c[3] not in FINAL_STATUSES]
         stuck = [c for c in running if c[4] < end - two_leases]
         stuck_ids = [c[0] for c in stuck]
         stuck_past_risk = sum(1 for c in stuck if c[6] is not None)
@@ -615,7 +627,7 @@ class Drill:
                 "claimed_not_enqueued": not_enqueued,
                 "silently_skipped": len(skipped),
                 "off_grid": off_grid,
-                "method": "claims logged by the worker's dispatcher wrapper + each bot's slot grid",
+                "method": method,
             },
             "duplicates": duplicates,
             "books": books,
@@ -809,8 +821,8 @@ def render(r: dict[str, Any]) -> str:
         f"  duplicate (bot, slot) cycles         {r['duplicates']['bot_slot_cycles']}",
         f"  orders with several fills            {r['duplicates']['orders_with_several_fills']}",
         f"  several open positions (bot, symbol) {r['duplicates']['open_positions_per_bot_symbol']}",
-        f"  cycles running past two lease times  {cy['stuck_past_two_leases']} (past the risk stage {cy['stuck_past_risk_stage']}, "
-        f"with filled orders {cy['stuck_with_filled_orders']}); running at the end {cy['running_at_end']}",
+        f"  cycles unfinished past two leases    {cy['stuck_past_two_leases']} (past the risk stage {cy['stuck_past_risk_stage']}, "
+        f"with filled orders {cy['stuck_with_filled_orders']}); unfinished at the end {cy['running_at_end']}",
         f"  claimed slots without a record       {sl['claimed_without_record']} (of {sl['claims_logged']:,} claims; "
         f"{sl['claimed_not_enqueued']} claimed but never enqueued)",
         f"  silently skipped slots               {sl['silently_skipped']} (slots off the grid: {sl['off_grid']})",

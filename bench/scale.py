@@ -695,7 +695,8 @@ def analyse(
             if cycle_tasks
             else {},
             "dispatcher_ticks": dispatch_tasks,
-            "dispatcher_statements_per_claim": _round(django_dispatch / len(rows), 2) if rows else None,
+            # Per cycle row: claims whose message expired unrun have no row and are not counted.
+            "dispatcher_statements_per_cycle_row": _round(django_dispatch / len(rows), 2) if rows else None,
             "server_per_cycle": _round(div(sum(server_statements.values())), 1) if server_statements else None,
             "server_client_per_cycle": _round(div(sum(v for k, v in server_statements.items() if k != "FK-CHECK")), 1)
             if server_statements
@@ -809,7 +810,7 @@ def render(r: dict[str, Any]) -> str:
         + (" ".join(f"{k}={v}" for k, v in r["sql"]["server_by_kind_per_cycle"].items()) if r["sql"]["server_by_kind_per_cycle"] else "(not available on a given server)"),
         *(f"    {calls:6.3f}  {query}" for query, calls in r["sql"]["server_top_per_cycle"][:10]),
         f"  transactions {fmt(r['sql']['transactions_per_cycle'], 2)}, new sessions {fmt(r['sql']['sessions_per_cycle'], 2)} per cycle; "
-        f"dispatcher {fmt(r['sql']['dispatcher_statements_per_claim'], 2)} statements per claimed bot over {r['sql']['dispatcher_ticks']} ticks",
+        f"dispatcher {fmt(r['sql']['dispatcher_statements_per_cycle_row'], 2)} statements per cycle row over {r['sql']['dispatcher_ticks']} ticks",
         "",
         f"connections: PostgreSQL max {fmt(r['connections']['pg_max'], 0)} (1 s samples); Redis clients max "
         f"{fmt(r['connections']['redis_clients_max'], 0)}, {fmt(r['connections']['redis_connections_per_cycle'], 2)} new Redis "
