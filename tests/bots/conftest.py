@@ -9,6 +9,7 @@ import pytest
 
 from bots.models import Bot
 from bots.services import bot_create, bot_start
+from tests.clock import FakeClock
 from tests.factories import UserFactory
 from tests.protocol_server import ProtocolHandler, ProtocolServer
 
@@ -59,8 +60,8 @@ class DownLLM(ProtocolServer):
 
 
 @pytest.fixture
-def down_llm(settings: Any) -> Iterator[DownLLM]:
-    """The openai_compatible provider pointed at a server that is down."""
+def down_llm(settings: Any, llm_fake_clock: FakeClock) -> Iterator[DownLLM]:
+    """The openai_compatible provider pointed at a server that is down (retried on a fake clock)."""
     with DownLLM() as server:
         settings.OPENAI_COMPATIBLE_BASE_URL = f"{server.url}/v1"
         settings.OPENAI_COMPATIBLE_API_KEY = "local"
