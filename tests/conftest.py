@@ -1,10 +1,17 @@
-"""Shared test fixtures. Each test module keeps its own data; these are only the basics."""
+"""Fixtures shared by the whole suite. Each test module keeps its own data; these are the basics.
+
+Builders of rows (bots, users, accounts) are in tests/factories.py, local protocol servers build
+on tests/protocol_server.py, the fake clock is tests/clock.py.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
+import redis
+from django.conf import settings
 
 from bots.llm.base import LLMDecisionMaker
 from tests.clock import FakeClock
@@ -34,3 +41,22 @@ def llm_fake_clock(monkeypatch: pytest.MonkeyPatch) -> FakeClock:
 
     monkeypatch.setattr(LLMDecisionMaker, "__init__", init)
     return clock
+
+
+def _clear_throttles() -> None:
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    try:
+        keys = list(client.scan_iter(match="ta:*throttle_*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@pytest.fixture
+def fresh_throttles() -> Iterator[None]:
+    """The API throttles forget their request history before and after the test (their keys only:
+    the Redis db is shared with the rest of the run)."""
+    _clear_throttles()
+    yield
+    _clear_throttles()

@@ -9,7 +9,7 @@ import pytest
 from django.utils import timezone
 
 from bots.models import Bot, Cycle, LLMCall
-from tests.api.conftest import make_bot
+from tests.factories import BotFactory, fund_bot
 from trading.metrics import SECONDS_PER_YEAR, sharpe_ratio
 from trading.models import EquitySnapshot, Fill, Order, Position
 
@@ -90,11 +90,12 @@ def history(bot: Bot, *, equity_now: Decimal) -> None:
     # Not decided (a protect cycle and a failed one): not part of the invalid-output rate.
     Cycle.objects.create(bot=bot, slot=ago(hours=4), started_at=ago(hours=4), kind="protect", status="completed")
     Cycle.objects.create(bot=bot, slot=ago(hours=6), started_at=ago(hours=6), status="failed", error="feed down")
-    Bot.objects.filter(pk=bot.pk).update(cash=equity_now, llm_cost_total=Decimal("1.75"))
+    fund_bot(bot, cash=equity_now)
+    Bot.objects.filter(pk=bot.pk).update(llm_cost_total=Decimal("1.75"))
 
 
 def test_performance_all_time(api, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     history(bot, equity_now=Decimal(10300))
 
     p = api.get(f"/api/bots/{bot.pk}/performance/?period=all").json()
@@ -117,7 +118,7 @@ def test_performance_all_time(api, user):
 
 
 def test_performance_last_24h(api, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     history(bot, equity_now=Decimal(10300))
 
     p = api.get(f"/api/bots/{bot.pk}/performance/?period=24h").json()
@@ -136,7 +137,7 @@ def test_performance_last_24h(api, user):
 
 def test_long_equity_series_are_thinned(api, user, settings):
     settings.PERFORMANCE_MAX_POINTS = 10
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     start = timezone.now() - timedelta(hours=5)
     for i in range(25):
         EquitySnapshot.objects.create(
@@ -150,7 +151,7 @@ def test_long_equity_series_are_thinned(api, user, settings):
 
 
 def test_a_bot_without_history(api, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
 
     p = api.get(f"/api/bots/{bot.pk}/performance/?period=7d").json()
 
@@ -160,12 +161,12 @@ def test_a_bot_without_history(api, user):
 
 
 def test_leaderboard_ranks_the_users_bots_with_baselines(api, user, other_user):
-    winner = make_bot(owner=user, name="gpt", provider="openai", model="gpt-4o-mini")
+    winner = BotFactory(owner=user, name="gpt", provider="openai", model="gpt-4o-mini")
     history(winner, equity_now=Decimal(10300))
-    baseline = make_bot(owner=user, name="hold", model="hold")
-    loser = make_bot(owner=user, name="ema", model="ema_rsi")
-    Bot.objects.filter(pk=loser.pk).update(cash=Decimal(9500))
-    make_bot(owner=other_user, name="foreign")
+    baseline = BotFactory(owner=user, name="hold", model="hold")
+    loser = BotFactory(owner=user, name="ema", model="ema_rsi")
+    fund_bot(loser, cash=Decimal(9500))
+    BotFactory(owner=other_user, name="foreign")
 
     rows = api.get("/api/leaderboard/").json()
 
@@ -184,7 +185,7 @@ def test_leaderboard_ranks_the_users_bots_with_baselines(api, user, other_user):
 
 def test_leaderboard_queries_do_not_grow_with_bots(api, user, django_assert_max_num_queries):
     for n in range(12):
-        history(make_bot(owner=user, name=f"bot-{n}"), equity_now=Decimal(10000 + n))
+        history(BotFactory(owner=user, name=f"bot-{n}"), equity_now=Decimal(10000 + n))
 
     with django_assert_max_num_queries(14):
         rows = api.get("/api/leaderboard/?period=7d").json()
@@ -195,7 +196,7 @@ def test_leaderboard_queries_do_not_grow_with_bots(api, user, django_assert_max_
 def test_a_bot_younger_than_the_period_counts_from_its_starting_capital(api, user):
     # Its first snapshot already holds the first trade's fee: the period must start before it,
     # so 24h and all-time agree for a bot created an hour ago.
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     EquitySnapshot.objects.create(
         bot=bot, time=timezone.now() - timedelta(hours=1), equity=Decimal("9990"), cash=Decimal(0)
     )

@@ -12,14 +12,14 @@ from bots.cycle import run_cycle
 from bots.models import Bot, Cycle
 from bots.services import bot_stop
 from marketdata.services import snapshot_build
-from tests.bots.conftest import SLOT, make_bot
+from tests.factories import SLOT, BotFactory
 from trading.models import Order, Position
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def _open_long_then_switch_to_llm(**extra: object) -> Bot:
-    bot = make_bot(model="buy_and_hold", **extra)
+    bot = BotFactory(model="buy_and_hold", **extra, start=True)
     run_cycle(bot_id=bot.pk, slot=SLOT)
     assert Position.objects.filter(bot=bot, status="open").count() == 1
     Bot.objects.filter(pk=bot.pk).update(provider=Bot.Provider.OPENAI_COMPATIBLE, model="local-model")

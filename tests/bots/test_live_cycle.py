@@ -14,8 +14,7 @@ import marketdata.feeds
 from bots.cycle import run_cycle
 from bots.models import Bot
 from bots.services import bot_create, bot_start
-from tests.bots.conftest import SLOT
-from tests.factories import ExchangeAccountFactory, UserFactory
+from tests.factories import SLOT, ExchangeAccountFactory, UserFactory
 from tests.trading.binance_server import BinanceServer
 from trading.brokers import broker_for_account
 from trading.models import Order, Position

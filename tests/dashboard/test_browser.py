@@ -16,9 +16,9 @@ from django.db import connection
 from bots.cycle import run_cycle
 from bots.models import Bot
 from marketdata.feeds import get_feed
-from tests.api.conftest import SLOT, make_bot, store_candles, traded
 from tests.browser import launch, needs_chromium
 from tests.dashboard.conftest import small_price_bot
+from tests.factories import SLOT, BotFactory, store_candles, traded
 from tests.realtime.servers import running_platform
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -34,7 +34,7 @@ pytestmark = [
 def test_log_in_start_a_bot_and_see_its_trade_live(user):
     from playwright.sync_api import expect, sync_playwright
 
-    bot = make_bot(owner=user, name="live-demo")
+    bot = BotFactory(owner=user, name="live-demo")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with running_platform() as platform, sync_playwright() as playwright:
@@ -118,7 +118,7 @@ def test_a_refused_stream_is_not_retried(user, other_user):
     from django.contrib.sessions.models import Session
     from playwright.sync_api import expect, sync_playwright
 
-    bot = make_bot(owner=user, name="given-away")
+    bot = BotFactory(owner=user, name="given-away")
 
     with running_platform(beat=False) as platform, sync_playwright() as playwright:
         browser = launch(playwright)
@@ -167,7 +167,7 @@ def test_pages_fit_a_phone_and_show_figures_as_the_server_rendered_them(user):
     traded(owner=user, name="a-bot-with-a-rather-long-name-for-a-phone")
     ada = small_price_bot(owner=user)
     # A market no test stored candles of yet; started, but without beat nothing runs its cycles.
-    fresh = make_bot(owner=user, name="fresh", exchange="binance", symbols=["ETH/BTC"], timeframe="5m", start=True)
+    fresh = BotFactory(owner=user, name="fresh", exchange="binance", symbols=["ETH/BTC"], timeframe="5m", start=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with running_platform(beat=False) as platform, sync_playwright() as playwright:

@@ -38,7 +38,7 @@ def _bot(**fields: Any) -> Bot:
     bot: Bot = BotFactory(
         provider=PROTO.provider,
         model=PROTO.model,
-        status=Bot.Status.ACTIVE,
+        start=True,
         exchange="coinbase",
         symbols=["BTC/USD"],
         timeframe="1h",

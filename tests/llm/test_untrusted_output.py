@@ -33,7 +33,7 @@ def llm_bot() -> Bot:
     return BotFactory(
         provider=PROTO.provider,
         model=PROTO.model,
-        status=Bot.Status.ACTIVE,
+        start=True,
         exchange="coinbase",
         symbols=["BTC/USD"],
         timeframe="1h",
