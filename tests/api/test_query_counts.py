@@ -12,7 +12,7 @@ from rest_framework.test import APIClient
 from bots.cycle import run_cycle
 from tests.factories import SLOT, BotFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def _queries_for(path: str, bots: int) -> int:

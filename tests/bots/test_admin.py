@@ -15,7 +15,7 @@ from bots.models import Bot
 from tests.factories import SLOT, BotFactory, UserFactory, fund_bot
 from trading.models import Position
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 BOT_URL = "/admin/bots/bot/"
 

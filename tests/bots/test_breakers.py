@@ -12,7 +12,7 @@ from bots.cycle import run_cycle
 from bots.models import Bot, Cycle
 from tests.factories import SLOT, BotFactory, fund_bot
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_drawdown_breaker_trips_before_the_model_is_asked(down_llm):

@@ -11,7 +11,7 @@ from django.core.management import CommandError, call_command
 from bots.models import Bot, Cycle
 from tests.factories import BotFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_run_cycle_prints_the_cycle():

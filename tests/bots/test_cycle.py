@@ -15,7 +15,7 @@ from bots.tasks import run_trading_cycle
 from tests.factories import SLOT, BotFactory
 from trading.models import EquitySnapshot, Fill, Order, Position
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_a_cycle_records_every_stage_and_trades():
@@ -63,6 +63,7 @@ def test_duplicate_delivery_runs_the_slot_once():
     assert Fill.objects.filter(bot=bot).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)  # six threads, six connections: committed rows only
 def test_concurrent_deliveries_give_one_cycle_and_one_set_of_orders():
     bot = BotFactory(model="buy_and_hold", symbols=["BTC/USD"], start=True)
     barrier = threading.Barrier(6)

@@ -15,7 +15,7 @@ from marketdata.services import snapshot_build
 from tests.factories import SLOT, BotFactory
 from trading.models import Order, Position
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def _open_long_then_switch_to_llm(**extra: object) -> Bot:

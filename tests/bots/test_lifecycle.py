@@ -27,7 +27,7 @@ from bots.services import (
 from tests.factories import SLOT, BotFactory, ExchangeAccountFactory, UserFactory
 from trading.models import Position
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_a_stop_that_finds_the_bot_busy_is_finished_by_a_close_out_cycle():
@@ -206,6 +206,7 @@ def test_a_running_bot_cannot_switch_to_a_model_that_cannot_run_here(settings):
     bot_update(bot=idle, data={"provider": "anthropic", "model": "claude-sonnet-4-6"})
 
 
+@pytest.mark.django_db(transaction=True)  # five threads, five connections: committed rows only
 def test_concurrent_stops_close_once_answer_alike_and_alert_once():
     from concurrent.futures import ThreadPoolExecutor
 

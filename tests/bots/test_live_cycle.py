@@ -19,7 +19,7 @@ from tests.trading.binance_server import BinanceServer
 from trading.brokers import broker_for_account
 from trading.models import Order, Position
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 API_KEY, SECRET = "live-key-123", "live-secret-456"
 
