@@ -133,11 +133,12 @@ def test_a_refused_stream_is_not_retried(user, other_user):
             expect(page.locator("body")).to_have_attribute("data-stream-state", "open", timeout=15000)
 
             # No longer her bot: the next connection is refused with 4404, and never tried again
-            # (the backoff would have tried 3 times in these 4 seconds).
+            # (the backoff would retry within 0.6 s, and at the latest 1.2 s after that: at least
+            # twice in these 2 seconds).
             in_thread(lambda: Bot.objects.filter(pk=bot.pk).update(owner=other_user))
             page.evaluate("window.__sockets.at(-1).close()")
             expect(page.locator("body")).to_have_attribute("data-stream-state", "refused", timeout=10000)
-            page.wait_for_timeout(4000)
+            page.wait_for_timeout(2000)
             assert page.evaluate("window.__sockets.length") == 2
 
             # Logged out (the session is gone): 4401 on the next connection leads to the login page.
