@@ -13,7 +13,7 @@ SETUP_STAMP := $(VENV)/.setup-stamp
 APPS := $(patsubst %/apps.py,%,$(wildcard */apps.py)) tradingagent scripts
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint format typecheck pytest chromium clean
+.PHONY: help setup run test test-fast lint format typecheck pytest chromium clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -41,6 +41,10 @@ test: setup chromium  ## ruff, mypy and the whole pytest suite (PostgreSQL + Red
 	$(MAKE) --no-print-directory pytest || failed="$$failed pytest"; \
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
 	echo "make test: all checks passed"
+
+# The unit tier, for quick local runs: no process, no browser, no real timeout waited for.
+test-fast: setup  ## pytest without the slow and browser tests (PostgreSQL + Redis as for make test)
+	@$(MAKE) --no-print-directory pytest PYTEST_ARGS='-m "not slow and not browser" $(PYTEST_ARGS)'
 
 lint: setup  ## ruff check and ruff format --check
 	@rc=0; \

@@ -79,6 +79,7 @@ def test_only_due_active_bots_and_paused_bots_with_positions_are_claimed():
     assert bots_dispatch_due(now=NOW, enqueue=lambda b, s, i: enqueued.append(b)) == []
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)  # two processes: they see committed rows only
 def test_two_dispatcher_processes_enqueue_each_due_bot_once():
     bots = _due_bots(300)

@@ -34,6 +34,7 @@ def binance_replay(settings, tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_timed_out_submit_is_found_by_client_id_not_sent_again(binance_replay, monkeypatch):
     owner = UserFactory()
     account = ExchangeAccountFactory(owner=owner, exchange="binance", api_key=API_KEY, api_secret=SECRET, testnet=True)

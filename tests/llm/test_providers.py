@@ -221,6 +221,7 @@ def test_500_every_time_is_recorded_after_the_retries(
     assert len(wire.requests) == 3
 
 
+@pytest.mark.slow
 def test_timeout_is_retried(
     protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock, llm_settings: Any
 ) -> None:
@@ -232,6 +233,7 @@ def test_timeout_is_retried(
     assert outcome.error == "" and outcome.calls[0].attempts == 2
 
 
+@pytest.mark.slow
 def test_timeouts_every_time_are_recorded(
     protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock, llm_settings: Any
 ) -> None:
@@ -258,6 +260,7 @@ def test_total_wait_is_capped(
     assert sleeps.delays == [] and len(wire.requests) == 1 and outcome.calls[0].attempts == 1
 
 
+@pytest.mark.slow
 def test_total_wait_cap_shortens_attempts(
     protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock, llm_settings: Any
 ) -> None:
@@ -274,6 +277,7 @@ def test_total_wait_cap_shortens_attempts(
     assert sum(sleeps.delays) < llm_settings.LLM_MAX_WAIT_SECONDS
 
 
+@pytest.mark.slow
 def test_a_trickling_answer_cannot_hold_an_attempt_past_its_timeout(
     protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock, llm_settings: Any
 ) -> None:
