@@ -59,9 +59,14 @@ format: setup  ## apply ruff's fixes and formatting
 typecheck: setup  ## mypy on the apps
 	$(VENV)/bin/mypy $(APPS)
 
+# pytest runs on PYTEST_WORKERS processes (pytest-xdist; 0: in one process), one test module per
+# worker at a time. Each worker has its own PostgreSQL database (pytest-django suffixes the name)
+# and its own Redis database (REDIS_URL's, then the next ones: see tests/settings.py).
+PYTEST_WORKERS ?= 2
+
 pytest: setup  ## pytest against DATABASE_URL/REDIS_URL, the local servers, or throwaway ones
 	@# pytest exits 5 when it collected no test: that is a failure here, not a pass.
-	@set +e; $(PY) scripts/test_services.py -- $(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
+	@set +e; $(PY) scripts/test_services.py -- $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 # The browser tests drive Debian's Chromium (never a browser downloaded by Playwright).
