@@ -47,7 +47,7 @@ class BotFactory(factory.django.DjangoModelFactory):
         model = Bot
 
     owner = factory.SubFactory(UserFactory)
-    name = factory.Sequence(lambda n: f"bot-{n}")
+    name = factory.Sequence(lambda n: f"factory-bot-{n}")  # never one a test picks (bot-1, ...)
     provider = Bot.Provider.BASELINE
     model = "buy_and_hold"
     exchange = "coinbase"
