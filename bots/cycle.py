@@ -30,8 +30,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from alerts import realtime
-from alerts.models import Alert
-from alerts.services import alert_raise
+from alerts.services import AlertKind, Event, Severity, alert_raise
 from bots.decision_makers import get_decision_maker
 from bots.decisions import (
     AccountView,
@@ -163,7 +162,9 @@ def _run(*, bot: Bot, cycle: Cycle, lease_owner: str) -> Cycle:
             orders_reconcile(bot=bot, broker=broker, current_cycle_id=cycle.pk, markets=snapshot.markets)
             exits = positions_protect(bot=bot, snapshot=snapshot, broker=broker)
             for event in exits:
-                _alert_exit(bot=bot, reason=event.reason, symbol=event.symbol, price=event.price)
+                _alert_exit(
+                    bot=bot, reason=event.reason, symbol=event.symbol, price=event.price, position_id=event.position_id
+                )
             bot.refresh_from_db()
             positions = list(bot.positions.filter(status=Position.Status.OPEN))
             account = account_mark(bot=bot, prices=prices, positions=positions)
@@ -518,31 +519,31 @@ def _count_failure(*, bot: Bot, error: str) -> None:
         )
 
 
-def _alert_exit(*, bot: Bot, reason: str, symbol: str, price: Decimal) -> None:
+def _alert_exit(*, bot: Bot, reason: str, symbol: str, price: Decimal, position_id: int) -> None:
     label = {"stop_loss": "stop-loss", "take_profit": "take-profit", "liquidation": "liquidation"}.get(reason, reason)
     alert_raise(
         owner_id=bot.owner_id,
         bot_id=bot.pk,
-        kind=Alert.Kind.TRADE,
-        severity=Alert.Severity.CRITICAL if reason == "liquidation" else Alert.Severity.INFO,
+        kind=AlertKind.TRADE,
+        severity=Severity.CRITICAL if reason == "liquidation" else Severity.INFO,
         message=f"{bot.name}: {symbol} closed by {label} at {plain(price)}",
-        payload={"reason": reason, "symbol": symbol, "price": str(price)},
+        payload={"reason": reason, "symbol": symbol, "price": str(price), "position_id": position_id},
+        event=Event.POSITION_CLOSED,
+        # The same fact the alert evaluator reads from the fills: whichever tells first, tells once.
+        dedupe_key=f"position:{position_id}",
     )
 
 
 def _alert_budget(*, bot: Bot, reason: str) -> None:
-    day_start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-    if Alert.objects.filter(
-        bot=bot, kind=Alert.Kind.RISK, payload__llm_budget=True, created_at__gte=day_start
-    ).exists():
-        return  # once a day is enough
     alert_raise(
         owner_id=bot.owner_id,
         bot_id=bot.pk,
-        kind=Alert.Kind.RISK,
-        severity=Alert.Severity.WARNING,
+        kind=AlertKind.RISK,
+        severity=Severity.WARNING,
         message=f"{bot.name} reached its daily LLM budget and holds until 00:00 UTC ({reason})",
-        payload={"llm_budget": True, "reason": reason},
+        payload={"llm_budget": True, "breaker": "llm_budget", "reason": reason},
+        event=Event.BREAKER_TRIPPED,
+        dedupe_key=f"llm_budget:{bot.pk}:{timezone.now().date().isoformat()}",  # once a day is enough
     )
 
 
@@ -589,7 +590,8 @@ def _run_close_out(*, bot: Bot, cycle: Cycle) -> Cycle:
             alert_raise(
                 owner_id=bot.owner_id,
                 bot_id=bot.pk,
-                kind=Alert.Kind.SYSTEM,
+                kind=AlertKind.SYSTEM,
+                event=Event.BOT_STOPPED,
                 message=f"{bot.name}: stop completed, {closed} position(s) closed, realized PnL after fees {money(realized, currency=bot.quote_currency)}",
                 payload={"closed_positions": closed, "realized_pnl": str(realized)},
             )

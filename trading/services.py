@@ -711,6 +711,17 @@ def positions_close_all(
     return closed, realized
 
 
+def position_close(
+    *, bot: Bot, position: Position, market: SymbolMarket, reason: str, broker: Broker | None = None
+) -> Position:
+    """Close one open position at market now (a manual close); the position as it is afterwards
+    (still open when a live exit's outcome is not known yet: the next cycle reconciles it)."""
+    order = _exit_order(bot=bot, position=position, reference=market.price, intent=Order.Intent.CLOSE, info=market.info)
+    order_execute(order=order, market=market, broker=broker, close_reason=reason)
+    position.refresh_from_db()
+    return position
+
+
 def orders_cancel_open(*, bot: Bot, broker: Broker | None = None) -> int:
     """Cancel the bot's open and pending orders (stop command)."""
     canceled = 0
