@@ -318,8 +318,10 @@ def delivery_attempt(*, alert_id: int, channel_id: int, attempt: int) -> Attempt
         return AttemptResult(status=row.status)
     if not channel.enabled and alert.event != Event.TEST:
         return _finish(row, status=Delivery.Status.FAILED, error="the channel is disabled", permanent=False)
-    # The send may wait on a slow server: give the connection back first (Django reopens it).
-    connection.close()
+    if not connection.in_atomic_block:
+        # The send may wait seconds on a slow server: give the connection back meanwhile (Django
+        # reopens it), so waiting deliveries do not hold PostgreSQL connections.
+        connection.close()
     started = time.perf_counter()
     try:
         send(channel=channel, alert=alert, attempt=attempt)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
@@ -13,6 +14,10 @@ from telegram.request import HTTPXRequest
 
 from alerts.channels import DeliveryError
 from alerts.channels.messages import text
+
+# python-telegram-bot's documented opt-in: durations (RetryAfter.retry_after) as timedelta, the
+# type they will have in its next major version; the code below reads either.
+os.environ.setdefault("PTB_TIMEDELTA", "true")
 
 if TYPE_CHECKING:
     from alerts.models import Alert, Channel
