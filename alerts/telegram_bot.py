@@ -157,9 +157,7 @@ def _bots(user: User, args: str) -> list[Reply]:
     bots = list(Bot.objects.filter(owner=user).order_by("name"))
     if not bots:
         return [Reply("You have no bots yet.")]
-    return [
-        Reply("\n".join(f"#{b.pk} {b.name} — {b.status}, {b.get_provider_display()} {b.model}" for b in bots))
-    ]
+    return [Reply("\n".join(f"#{b.pk} {b.name} — {b.status}, {b.get_provider_display()} {b.model}" for b in bots))]
 
 
 def _profit(user: User, args: str) -> list[Reply]:
@@ -323,7 +321,9 @@ def handle_callback(*, chat_id: int, telegram_user_id: int | None, data: str) ->
     key = f"telegram:confirm:{token}"
     pending = cache.get(key)
     if not pending or pending.get("chat_id") != chat_id or pending.get("user_id") != user.pk:
-        return CallbackAnswer(notice="This confirmation has expired.", edit="Expired: send /stop again if you still want to.")
+        return CallbackAnswer(
+            notice="This confirmation has expired.", edit="Expired: send /stop again if you still want to."
+        )
     if not cache.delete(key):
         return CallbackAnswer(notice="Already answered.")  # a double tap: the first one acts
     bot = Bot.objects.filter(pk=pending["bot_id"], owner=user).first()
@@ -376,7 +376,9 @@ async def on_message(update: Update, context: ContextTypes.DEFAULT_TYPE) -> None
     for reply in replies:
         markup = None
         if reply.buttons:
-            markup = InlineKeyboardMarkup([[InlineKeyboardButton(label, callback_data=data) for label, data in reply.buttons]])
+            markup = InlineKeyboardMarkup(
+                [[InlineKeyboardButton(label, callback_data=data) for label, data in reply.buttons]]
+            )
         await message.reply_text(reply.text, reply_markup=markup, disable_web_page_preview=True)
 
 
@@ -410,7 +412,9 @@ async def _remember_username(application: Application[Any, Any, Any, Any, Any, A
     logger.info("telegram bot @%s is polling for commands", username)
 
 
-def build_application(*, token: str | None = None, base_url: str | None = None) -> Application[Any, Any, Any, Any, Any, Any]:
+def build_application(
+    *, token: str | None = None, base_url: str | None = None
+) -> Application[Any, Any, Any, Any, Any, Any]:
     """The bot's Application: handlers wired, pointed at TELEGRAM_API_BASE_URL."""
     timeout = float(settings.ALERT_TELEGRAM_TIMEOUT_SECONDS)
     application = (

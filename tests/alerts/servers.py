@@ -45,7 +45,7 @@ class _SmtpHandler:
     def __init__(self, server: SmtpServer) -> None:
         self.server = server
 
-    async def handle_RCPT(  # noqa: N802 - aiosmtpd's hook name
+    async def handle_RCPT(
         self, smtp: SMTP, session: Session, envelope: Envelope, address: str, rcpt_options: list[str]
     ) -> str:
         if address in self.server.refuse:
@@ -53,7 +53,7 @@ class _SmtpHandler:
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:  # noqa: N802
+    async def handle_DATA(self, smtp: SMTP, session: Session, envelope: Envelope) -> str:
         content = envelope.original_content or envelope.content or b""
         assert isinstance(content, bytes)
         with self.server.lock:
@@ -140,7 +140,7 @@ def _webhook_handler(receiver: WebhookReceiver) -> type[BaseHTTPRequestHandler]:
         def log_message(self, format: str, *args: Any) -> None:
             pass
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             ok = verify(
                 secret=receiver.secret,
@@ -352,7 +352,7 @@ def _telegram_handler(server: TelegramServer) -> type[BaseHTTPRequestHandler]:
             self.end_headers()
             self.wfile.write(data)
 
-        def do_POST(self) -> None:  # noqa: N802
+        def do_POST(self) -> None:
             raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             prefix = f"/bot{server.token}/"
             if not self.path.startswith(prefix):
@@ -362,7 +362,7 @@ def _telegram_handler(server: TelegramServer) -> type[BaseHTTPRequestHandler]:
             status, body = server.call(self.path[len(prefix) :].split("?")[0], params)
             self._answer(status, body)
 
-        do_GET = do_POST  # noqa: N815
+        do_GET = do_POST
 
     return Handler
 

@@ -9,8 +9,8 @@ import pytest
 
 from alerts.models import Alert, Channel, Delivery
 from alerts.services import delivery_attempt
-from tests.alerts.conftest import SECRET, channel
 from bots.models import Bot
+from tests.alerts.conftest import SECRET, channel
 from tests.factories import BotFactory
 
 pytestmark = pytest.mark.django_db
