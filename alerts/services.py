@@ -399,7 +399,7 @@ CHANNEL_FIELDS: dict[str, tuple[str, ...]] = {
     Channel.Kind.EMAIL: ("name", "enabled", "email"),
     Channel.Kind.WEBHOOK: ("name", "enabled", "url", "secret"),
     Channel.Kind.TELEGRAM: ("name", "enabled"),
-    Channel.Kind.IN_APP: ("name",),
+    Channel.Kind.IN_APP: ("name", "enabled"),
 }
 MIN_SECRET_LENGTH = 16
 

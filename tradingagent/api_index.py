@@ -28,6 +28,9 @@ LINKS = {
     "fills": "fill-list",
     "exchange_accounts": "exchange-account-list",
     "alerts": "alert-list",
+    "alert_rules": "alert-rule-list",
+    "alert_channels": "alert-channel-list",
+    "alert_deliveries": "alert-delivery-list",
 }
 
 
