@@ -178,18 +178,20 @@ def _profit(user: User, args: str) -> list[Reply]:
         p = performance[bot.pk]
         quote = bot.quote_currency
         win = "—" if p.win_rate is None else f"{plain(p.win_rate, places=1)} %"
+        # After fees, in the account's currency; the LLM bill is in USD and stays apart.
+        pnl = p.total_pnl - p.fees
         lines.append(
-            f"{bot.name}: {'+' if p.total_pnl > 0 else ''}{money(p.total_pnl, currency=quote)} "
+            f"{bot.name}: {'+' if pnl > 0 else ''}{money(pnl, currency=quote)} after fees "
             f"({plain(p.return_pct, places=2)} %) — realized {money(p.realized_pnl, currency=quote)}, "
             f"unrealized {money(p.unrealized_pnl, currency=quote)}, fees {money(p.fees, currency=quote)}; "
             f"{p.trades} trades, win rate {win}; LLM {money(p.llm_cost, currency='USD')}"
         )
-        totals[quote] = totals.get(quote, Decimal(0)) + p.total_pnl
+        totals[quote] = totals.get(quote, Decimal(0)) + pnl
         llm += p.llm_cost
     if len(bots) > 1:
         # One total per currency: a USD and a BTC account are never added together.
         summed = ", ".join(money(v, currency=q) for q, v in sorted(totals.items()))
-        lines.append(f"\nTotal PnL: {summed}; LLM cost {money(llm, currency='USD')}")
+        lines.append(f"\nTotal after fees: {summed}; LLM cost {money(llm, currency='USD')}")
     return [Reply("\n".join(lines))]
 
 
@@ -200,7 +202,7 @@ def _positions(user: User, args: str) -> list[Reply]:
         quote = bot.quote_currency
         for mark in account.marks:
             pos = mark.position
-            upnl = "?" if mark.unrealized_pnl is None else money(mark.unrealized_pnl, currency=quote)
+            upnl = "no price yet" if mark.unrealized_pnl is None else money(mark.unrealized_pnl, currency=quote)
             lines.append(
                 f"{bot.name}: {pos.side} {plain(pos.quantity)} {pos.symbol} at {plain(pos.entry_price)}"
                 f" ×{plain(pos.leverage)}, unrealized {upnl}"

@@ -209,6 +209,8 @@ class TelegramServer:
         self.next_message_id = 1
         self.condition = threading.Condition()
         self._server: ThreadingHTTPServer | None = None
+        # The chat as a person reads it (`SHOW_TRANSCRIPT=1 pytest -s ...` prints it).
+        self.transcript: list[str] = []
 
     @property
     def base_url(self) -> str:
@@ -232,9 +234,13 @@ class TelegramServer:
         }
         if text.startswith("/"):
             message["entities"] = [{"type": "bot_command", "offset": 0, "length": len(text.split()[0])}]
+        self.transcript.append(f"[chat {chat_id}] user {user_id}: {text}")
         self._push({"message": message})
 
     def push_callback(self, *, chat_id: int, user_id: int, message: SentMessage, data: str) -> None:
+        rows = (message.params.get("reply_markup") or {}).get("inline_keyboard", [])
+        label = next((b["text"] for row in rows for b in row if b.get("callback_data") == data), data)
+        self.transcript.append(f"[chat {chat_id}] user {user_id} taps [{label}]")
         self._push(
             {
                 "callback_query": {
@@ -319,7 +325,13 @@ class TelegramServer:
         return 404, {"ok": False, "error_code": 404, "description": "Not Found: method not found"}
 
     def _record(self, method: str, params: dict[str, Any]) -> None:
+        what = {"sendMessage": "bot", "editMessageText": "bot edits its message", "answerCallbackQuery": "bot notice"}
+        line = f"[chat {params.get('chat_id', '·')}] {what.get(method, method)}: {params.get('text', '')}"
+        buttons = [b["text"] for row in (params.get("reply_markup") or {}).get("inline_keyboard", []) for b in row]
+        if buttons:
+            line += "  " + " ".join(f"[{b}]" for b in buttons)
         with self.condition:
+            self.transcript.append(line)
             self.sent.append(SentMessage(method=method, params=params, at=time.time()))
             self.condition.notify_all()
 

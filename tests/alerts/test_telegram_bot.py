@@ -4,6 +4,7 @@ Bot API, which plays the user's Telegram app (real Update JSON, inline keyboard 
 from __future__ import annotations
 
 import asyncio
+import os
 import threading
 from collections.abc import Iterator
 from typing import Any
@@ -154,6 +155,8 @@ def test_a_full_conversation(running_bot: TelegramServer, user) -> None:  # type
     assert position.status == "closed" and position.close_reason == "manual" and position.closed_by == user
     assert "no open position on BTC/USD" in alice.say("/close spare BTC/USD").params["text"]
     assert "Unknown command" in alice.say("/forceexit all").params["text"]
+    if os.environ.get("SHOW_TRANSCRIPT"):
+        print("\n" + "\n".join(server.transcript))
 
 
 def test_in_a_group_only_the_user_who_linked_may_command(running_bot: TelegramServer, user) -> None:  # type: ignore[no-untyped-def]
