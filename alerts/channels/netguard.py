@@ -28,6 +28,7 @@ from django.conf import settings
 
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 SHARED_ADDRESS_SPACE = ipaddress.ip_network("100.64.0.0/10")
+LOCAL_SUFFIXES = (".localhost", ".local", ".localdomain", ".internal", ".home.arpa")
 
 
 class AddressRefused(Exception):
@@ -35,14 +36,14 @@ class AddressRefused(Exception):
 
 
 def address_problem(ip: IPAddress) -> str:
-    """Why a webhook may not connect to this address ("" if it may)."""
+    """Why a webhook may not connect to this address, as "a loopback address" ("" if it may)."""
     if isinstance(ip, ipaddress.IPv6Address):
         embedded = ip.ipv4_mapped or (ip.sixtofour if ip.sixtofour is not None else None)
         if embedded is None and ip.teredo is not None:
             embedded = ip.teredo[1]
         if embedded is not None:
             problem = address_problem(embedded)
-            return f"{problem} (inside {ip})" if problem else ""
+            return f"{problem} ({embedded}, inside an IPv6 address)" if problem else ""
     checks = (
         ("loopback", ip.is_loopback),
         ("link-local", ip.is_link_local),
@@ -55,7 +56,7 @@ def address_problem(ip: IPAddress) -> str:
     )
     for name, hit in checks:
         if hit:
-            return name
+            return f"{'an' if name[0] in 'aeiou' else 'a'} {name} address"
     return ""
 
 
@@ -86,14 +87,17 @@ def url_problem(url: str) -> str:
         return "credentials in the URL are not allowed: the receiver checks the signature instead"
     if port == 0:
         return "port 0 is not a port"
+    if allow_private():
+        return ""
     try:
         literal = ipaddress.ip_address(parts.hostname)
     except ValueError:
+        if parts.hostname == "localhost" or parts.hostname.endswith(LOCAL_SUFFIXES):
+            # Names that only ever mean this machine or its network: refused before any lookup.
+            return f"refused: {parts.hostname} is a local name"
         return ""
     problem = address_problem(literal)
-    if problem and not allow_private():
-        return f"refused: {literal} is a {problem} address"
-    return ""
+    return f"refused: {literal} is {problem}" if problem else ""
 
 
 def resolve(url: str) -> Target:
@@ -120,5 +124,5 @@ def resolve(url: str) -> Target:
             problem = address_problem(ip)
             if problem:
                 # Every address is checked: a name with one public and one private answer is refused.
-                raise AddressRefused(f"refused: {host} resolves to {ip}, a {problem} address")
+                raise AddressRefused(f"refused: {host} resolves to {ip}, {problem}")
     return Target(scheme=parts.scheme, host=host, port=port, address=str(addresses[0]))

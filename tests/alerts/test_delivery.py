@@ -156,7 +156,7 @@ def test_the_refused_address_is_a_permanent_failure(user, settings) -> None:  # 
     settings.ALERT_WEBHOOK_ALLOW_PRIVATE = False
     hook = Channel.objects.create(owner=user, kind="webhook", name="local", url="http://localhost:9/x", secret=SECRET)
     result = delivery_attempt(alert_id=make_alert(user).pk, channel_id=hook.pk, attempt=1)
-    assert result.status == "failed" and "localhost resolves to" in result.error
+    assert result.status == "failed" and "refused: localhost is a local name" in result.error
     assert Delivery.objects.get(channel=hook).permanent
 
 

@@ -1,5 +1,17 @@
-// The alerts page: after "Test", follow the test message's delivery until it is sent or failed.
-import { api, results } from "./ui.js";
+// The alerts page: after "Test", follow the test message's delivery until it is sent or failed;
+// like every page, new in-app alerts come as toasts and count in the unread badge.
+import { Stream } from "./stream.js";
+import { alertToast, api, bumpUnread, results } from "./ui.js";
+
+bumpUnread(0);
+new Stream("/ws/stream/", {
+  onEvent: (event) => {
+    if (event.event === "alert") {
+      alertToast(event.data);
+      bumpUnread(1);
+    }
+  },
+}).connect();
 
 const status = document.getElementById("test-status");
 if (status) {
