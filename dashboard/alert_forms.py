@@ -60,6 +60,9 @@ class RuleForm(forms.ModelForm):  # type: ignore[type-arg]
         self.fields["bot"].queryset = Bot.objects.filter(owner_id=owner_id).order_by("name")  # type: ignore[attr-defined]
         self.fields["bot"].empty_label = "every bot"  # type: ignore[attr-defined]
         self.fields["channels"].queryset = Channel.objects.filter(owner_id=owner_id)  # type: ignore[attr-defined]
+        if self.instance.pk is None and not self.is_bound:
+            # A new rule shows in the dashboard unless unticked.
+            self.initial.setdefault("channels", list(Channel.objects.filter(owner_id=owner_id, kind="in_app")))
         units = "; ".join(f"{kind}: {spec.help}" for kind, spec in THRESHOLDS.items() if spec.help)
         self.fields["threshold"].help_text = units
 
