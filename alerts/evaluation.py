@@ -31,7 +31,7 @@ from django.core.cache import cache
 from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
-from alerts.models import EvaluationCursor, RuleState
+from alerts.models import AlertRule, EvaluationCursor, RuleState
 from alerts.rules import (
     CONDITION_KINDS,
     UNUSUAL_BASELINE_MINUTES,
@@ -223,9 +223,11 @@ def evaluate_conditions(*, now: datetime) -> int:
     rules = rules_for(owner_ids=None, kinds=CONDITION_KINDS)
     if not rules:
         return 0
-    context = _Context(now=now, owner_ids=list(rules))
-    all_rules = [r for owner_rules in rules.values() for r in owner_rules]
-    states = {(s.rule_id, s.subject): s for s in RuleState.objects.filter(rule_id__in=[r.id for r in all_rules])}
+    context = _Context(now=now)
+    # A join, not a list of ids: with every account's default rules such a list would be long.
+    states = {
+        (s.rule_id, s.subject): s for s in RuleState.objects.filter(rule__enabled=True, rule__kind__in=CONDITION_KINDS)
+    }
     raised = 0
     for owner_id, owner_rules in rules.items():
         for rule in owner_rules:
@@ -261,9 +263,12 @@ def evaluate_conditions(*, now: datetime) -> int:
 class _Context:
     """The books, read once per kind (and window) for every rule that needs them."""
 
-    def __init__(self, *, now: datetime, owner_ids: list[int]) -> None:
+    def __init__(self, *, now: datetime) -> None:
         self.now = now
-        self.owner_ids = owner_ids
+        # Owners with a condition rule, and their bots that trade now (active, or paused with their
+        # exits watched): subqueries, so no query carries a list of ids that grows with the users.
+        self.owners = AlertRule.objects.filter(enabled=True, kind__in=CONDITION_KINDS).values("owner_id")
+        self.scope = Bot.objects.filter(owner_id__in=self.owners, status__in=(Bot.Status.ACTIVE, Bot.Status.PAUSED))
         self._cache: dict[Any, Any] = {}
 
     def _memo(self, key: Any, load: Callable[[], Any]) -> Any:
@@ -277,9 +282,7 @@ class _Context:
             latest = EquitySnapshot.objects.filter(bot=OuterRef("pk")).order_by("-time").values("equity")[:1]
             by_owner: dict[int, list[dict[str, Any]]] = defaultdict(list)
             for row in (
-                Bot.objects.filter(owner_id__in=self.owner_ids, status__in=(Bot.Status.ACTIVE, Bot.Status.PAUSED))
-                .annotate(equity_now=Subquery(latest))
-                .values(
+                self.scope.annotate(equity_now=Subquery(latest)).values(
                     "id",
                     "owner_id",
                     "name",
@@ -299,9 +302,6 @@ class _Context:
         result: dict[int, list[dict[str, Any]]] = self._memo("bots", load)
         return result
 
-    def _bot_ids(self) -> list[int]:
-        return [b["id"] for rows in self.bots().values() for b in rows]
-
     def equity_before(self, minutes: int) -> dict[int, Decimal]:
         def load() -> dict[int, Decimal]:
             cut = self.now - timedelta(minutes=minutes)
@@ -311,7 +311,7 @@ class _Context:
             )
             return {
                 row["id"]: row["then"]
-                for row in Bot.objects.filter(pk__in=self._bot_ids()).annotate(then=Subquery(then)).values("id", "then")
+                for row in self.scope.annotate(then=Subquery(then)).values("id", "then")
                 if row["then"] is not None
             }
 
@@ -323,7 +323,7 @@ class _Context:
             since = self.now - timedelta(minutes=minutes)
             # uniq_cycle_slot (bot_id, slot) serves the range per bot.
             rows = (
-                Cycle.objects.filter(bot_id__in=self._bot_ids(), slot__gte=since, kind=Cycle.Kind.TRADE)
+                Cycle.objects.filter(bot_id__in=self.scope.values("pk"), slot__gte=since, kind=Cycle.Kind.TRADE)
                 .exclude(status__in=(Cycle.Status.SKIPPED, Cycle.Status.RUNNING))
                 .values("bot_id")
                 .annotate(
@@ -342,7 +342,7 @@ class _Context:
             day_start = self.now.replace(hour=0, minute=0, second=0, microsecond=0)
             # llmcall_bot_created: WHERE bot_id=? AND created_at >= day start, per bot.
             rows = (
-                LLMCall.objects.filter(bot__owner_id__in=self.owner_ids, created_at__gte=day_start)
+                LLMCall.objects.filter(bot__owner_id__in=self.owners, created_at__gte=day_start)
                 .values("bot_id", "bot__owner_id")
                 .annotate(cost=Sum("cost"))
             )
@@ -357,7 +357,7 @@ class _Context:
         def load() -> tuple[dict[int, int], dict[int, int]]:
             start = self.now - timedelta(minutes=minutes)
             base_start = start - timedelta(minutes=UNUSUAL_BASELINE_MINUTES)
-            ids = self._bot_ids()
+            ids = self.scope.values("pk")
             # fill_bot_created: WHERE bot_id=? AND created_at in the range, per bot.
             recent = Fill.objects.filter(bot_id__in=ids, created_at__gte=start).values("bot_id").annotate(n=Count("id"))
             base = (

@@ -30,7 +30,8 @@ RECENT_ALERTS = 10
 def _common(request: HttpRequest) -> dict[str, Any]:
     return {
         "flower_url": settings.FLOWER_URL,
-        "unread_alerts": Alert.objects.filter(owner_id=request.user.pk, read=False).count(),
+        # The feed's alerts only: one a rule sent elsewhere (email, a test message) is not unread here.
+        "unread_alerts": Alert.objects.filter(owner_id=request.user.pk, in_app=True, read=False).count(),
     }
 
 
@@ -72,7 +73,9 @@ def bots_page(request: HttpRequest) -> HttpResponse:
         for bot, account in selectors.bots_overview(user=request.user)
     ]
     alerts = (
-        Alert.objects.filter(owner_id=request.user.pk).select_related("bot").order_by("-created_at")[:RECENT_ALERTS]
+        Alert.objects.filter(owner_id=request.user.pk, in_app=True)
+        .select_related("bot")
+        .order_by("-created_at")[:RECENT_ALERTS]
     )
     return render(request, "dashboard/bots.html", {"rows": rows, "alerts": alerts, "page": "bots", **_common(request)})
 
