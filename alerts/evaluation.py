@@ -31,6 +31,7 @@ from django.core.cache import cache
 from django.db.models import Count, Max, OuterRef, Q, Subquery, Sum
 from django.utils import timezone
 
+from alerts import realtime
 from alerts.models import AlertRule, EvaluationCursor, RuleState
 from alerts.rules import (
     CONDITION_KINDS,
@@ -75,7 +76,10 @@ def evaluate(*, now: datetime | None = None, lock_seconds: int = 120) -> dict[st
         return {"skipped": 1}
     try:
         now = now or timezone.now()
-        return {"fills": evaluate_fills(now=now), "conditions": evaluate_conditions(now=now)}
+        # After a market-wide move thousands of alerts fire in one run: their live events go out
+        # together at the end (each alert is committed on its own, so none waits for the others).
+        with realtime.batched():
+            return {"fills": evaluate_fills(now=now), "conditions": evaluate_conditions(now=now)}
     finally:
         if cache.get(LOCK_KEY) == token:
             cache.delete(LOCK_KEY)
@@ -229,6 +233,8 @@ def evaluate_conditions(*, now: datetime) -> int:
         (s.rule_id, s.subject): s for s in RuleState.objects.filter(rule__enabled=True, rule__kind__in=CONDITION_KINDS)
     }
     raised = 0
+    # Each rule's channels are read once per run (a channel disabled meanwhile: its task sees it).
+    channels: dict[tuple[int, ...], list[Any]] = {}
     for owner_id, owner_rules in rules.items():
         for rule in owner_rules:
             try:
@@ -254,7 +260,8 @@ def evaluate_conditions(*, now: datetime) -> int:
                         **reading.payload,
                         "value": str(reading.value.quantize(Decimal("0.0001"))),
                         "threshold": str(rule.threshold),
-                    },  # fmt: skip
+                    },
+                    channels_cache=channels,
                 ):
                     raised += 1
     return raised

@@ -210,6 +210,7 @@ def _raise(
     payload: dict[str, Any],
     dedupe_key: str,
     fired: Any,
+    channels_cache: dict[tuple[int, ...], list[Channel]] | None = None,
 ) -> Alert | None:
     if dedupe_key and Alert.objects.filter(owner_id=owner_id, dedupe_key=dedupe_key).exists():
         return None
@@ -221,8 +222,12 @@ def _raise(
                 return None
             for rule in rules:
                 severity = louder(severity, rule.severity)
-            channel_ids = sorted({c for r in rules for c in r.channel_ids})
-            channels = list(Channel.objects.filter(pk__in=channel_ids, owner_id=owner_id, enabled=True))
+            channel_ids = tuple(sorted({c for r in rules for c in r.channel_ids}))
+            channels = None if channels_cache is None else channels_cache.get(channel_ids)
+            if channels is None:
+                channels = list(Channel.objects.filter(pk__in=channel_ids, owner_id=owner_id, enabled=True))
+                if channels_cache is not None:
+                    channels_cache[channel_ids] = channels
             in_app = event == Event.NOTICE or any(c.kind == Channel.Kind.IN_APP for c in channels)
             alert = Alert.objects.create(
                 owner_id=owner_id,
@@ -674,8 +679,10 @@ def condition_raise(
     message: str,
     bot_id: int | None,
     payload: dict[str, Any],
+    channels_cache: dict[tuple[int, ...], list[Channel]] | None = None,
 ) -> Alert | None:
-    """An alert for a condition rule that fired (its state is already stepped)."""
+    """An alert for a condition rule that fired (its state is already stepped). `channels_cache`
+    lets a run that raises many alerts read each set of channels once."""
     return _raise(
         owner_id=owner_id,
         event=event,
@@ -686,6 +693,7 @@ def condition_raise(
         payload={**payload, "rule_id": rule.id},
         dedupe_key="",
         fired=lambda now: [rule],
+        channels_cache=channels_cache,
     )
 
 

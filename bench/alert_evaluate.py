@@ -33,6 +33,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bots", type=int, default=10000)
     parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", action="store_true", help="print the first run's cProfile top 25")
     args = parser.parse_args()
 
     import django
@@ -92,9 +93,18 @@ def main() -> int:
     try:
         for run in range(1, args.runs + 1):
             cache.delete(LOCK_KEY)
+            connection.queries_log.clear()
             wall, cpu = time.perf_counter(), time.process_time()
             with CaptureQueriesContext(connection) as queries:
-                result = evaluate()
+                if args.profile and run == 1:
+                    import cProfile
+                    import pstats
+
+                    profiler = cProfile.Profile()
+                    result = profiler.runcall(evaluate)
+                    pstats.Stats(profiler).sort_stats("cumulative").print_stats(25)
+                else:
+                    result = evaluate()
             wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
             print(f"run {run}: {wall * 1000:8.0f} ms wall, {cpu * 1000:8.0f} ms CPU (this process), "
                   f"{len(queries):6d} queries, alerts raised: {result}")  # fmt: skip

@@ -159,3 +159,25 @@ def test_two_workers_raising_the_same_event_at_once_alert_once() -> None:
         thread.join()
     assert sum(1 for r in results if r is not None) == 1
     assert Alert.objects.filter(owner=owner).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_batch_publishes_its_alerts_live_at_its_end() -> None:
+    from asgiref.sync import async_to_sync
+    from channels.layers import get_channel_layer
+
+    from alerts import realtime
+
+    owner = UserFactory()
+    layer = get_channel_layer()
+    channel_name = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)(realtime.user_group(owner.pk), channel_name)
+    with realtime.batched():
+        for n in range(3):
+            alert_notice(owner_id=owner.pk, message=f"notice {n}")
+        assert Alert.objects.filter(owner=owner).count() == 3, "each alert is committed at once"
+
+    async def receive_all() -> list[str]:
+        return [(await layer.receive(channel_name))["payload"]["data"]["message"] for _ in range(3)]
+
+    assert async_to_sync(receive_all)() == ["notice 0", "notice 1", "notice 2"]
