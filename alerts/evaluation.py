@@ -69,8 +69,14 @@ EXIT_LABELS = {
 }
 
 
-def evaluate(*, now: datetime | None = None, lock_seconds: int = 120) -> dict[str, int]:
-    """One evaluation run; returns how many alerts each part raised. Two runs never overlap."""
+def evaluate(*, now: datetime | None = None, lock_seconds: int = 600) -> dict[str, int]:
+    """One evaluation run; returns how many alerts each part raised.
+
+    Runs do not overlap (a Redis lock; a run killed mid-way frees it after `lock_seconds`). A run
+    is quick in the steady state; one that raises thousands of alerts at once (every bot in a
+    drawdown after a crash) takes longer, and the next ticks skip meanwhile. Were two to run at
+    once anyway, each rule's state is stepped with an optimistic update: nothing fires twice.
+    """
     token = uuid.uuid4().hex
     if not cache.add(LOCK_KEY, token, timeout=lock_seconds):
         return {"skipped": 1}

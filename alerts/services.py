@@ -185,14 +185,25 @@ def _advance(
     two workers seeing the same event or condition at once fire the rule once.
     """
     if state is None:
-        state, _ = RuleState.objects.get_or_create(rule_id=rule.id, subject=subject)
-    view = StateView(active=state.active, last_fired_at=state.last_fired_at)
+        state = RuleState.objects.filter(rule_id=rule.id, subject=subject).first()
+    view = StateView() if state is None else StateView(active=state.active, last_fired_at=state.last_fired_at)
     if holding is None:
         new, fire = event_step(state=view, cooldown_seconds=rule.cooldown_seconds, now=now)
     else:
         new, fire = condition_step(state=view, holding=holding, cooldown_seconds=rule.cooldown_seconds, now=now)
     if new == view:
         return False
+    if state is None:
+        # The first time for this subject: whoever inserts the row fires (the unique constraint
+        # on (rule, subject) makes a concurrent twin fail here and fire nothing).
+        try:
+            with transaction.atomic():
+                RuleState.objects.create(
+                    rule_id=rule.id, subject=subject, active=new.active, last_fired_at=new.last_fired_at, updated_at=now
+                )
+        except IntegrityError:
+            return False
+        return fire
     updated = RuleState.objects.filter(_state_filter(view), pk=state.pk).update(
         active=new.active, last_fired_at=new.last_fired_at, updated_at=now
     )
@@ -241,7 +252,9 @@ def _raise(
                 in_app=in_app,
             )
             if rules:
-                alert.rules.set([r.id for r in rules])
+                # One INSERT (a new alert has no rules to compare with, as `.set()` would).
+                through = Alert.rules.through
+                through.objects.bulk_create([through(alert_id=alert.pk, alertrule_id=r.id) for r in rules])
             _dispatch(alert=alert, channels=channels, now=now)
     except IntegrityError:
         if not dedupe_key:
