@@ -12,6 +12,9 @@ from __future__ import annotations
 
 import hashlib
 import logging
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, TypedDict
 
@@ -91,14 +94,62 @@ def _iso(value: Any) -> str | None:
     return None if value is None else value.isoformat()
 
 
-def _send(*, owner_id: int, bot_id: int | None, envelope: EventEnvelope) -> None:
+_batch = threading.local()
+
+
+@contextmanager
+def batched() -> Iterator[None]:
+    """Send the events published (and committed) inside the block together, at its end.
+
+    One event loop and one connection for all of them instead of one per event
+    (`async_to_sync` per event costs both): for code that raises many events in a row, such as
+    the alert evaluator after a market-wide drop.
+    """
+    outer = getattr(_batch, "messages", None)
+    if outer is not None:
+        yield  # already batching: the outermost block sends
+        return
+    _batch.messages = []
+    try:
+        yield
+    finally:
+        messages, _batch.messages = _batch.messages, None
+        if messages:
+            _send_all(messages)
+
+
+def _messages(*, owner_id: int, bot_id: int | None, envelope: EventEnvelope) -> list[tuple[str, dict[str, Any]]]:
+    message = {"type": MESSAGE_TYPE, "payload": envelope}
+    groups = [user_group(owner_id)] + ([bot_group(bot_id)] if bot_id is not None else [])
+    return [(group, message) for group in groups]
+
+
+def _send_all(messages: list[tuple[str, dict[str, Any]]]) -> None:
     layer = get_channel_layer()
     if layer is None:
         return
-    message = {"type": MESSAGE_TYPE, "payload": envelope}
-    groups = [user_group(owner_id)] + ([bot_group(bot_id)] if bot_id is not None else [])
+
+    async def send() -> None:
+        for group, message in messages:
+            await layer.group_send(group, message)
+
     try:
-        for group in groups:
+        async_to_sync(send)()
+    except Exception:
+        # Live updates are best effort: the data is committed and the page can reload it.
+        logger.exception("could not publish %d events", len(messages))
+
+
+def _send(*, owner_id: int, bot_id: int | None, envelope: EventEnvelope) -> None:
+    pending = getattr(_batch, "messages", None)
+    if pending is not None:
+        pending.extend(_messages(owner_id=owner_id, bot_id=bot_id, envelope=envelope))
+        return
+    layer = get_channel_layer()
+    if layer is None:
+        return
+    try:
+        for group, message in _messages(owner_id=owner_id, bot_id=bot_id, envelope=envelope):
             async_to_sync(layer.group_send)(group, message)
     except Exception:
         # Live updates are best effort: the data is committed and the page can reload it.

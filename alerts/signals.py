@@ -1,5 +1,9 @@
-"""Ending a login ends its live streams: logout, deactivation and deletion close the WebSockets
-opened with them (the consumers in `alerts.consumers`, through `alerts.realtime`)."""
+"""Signal receivers of the alerts app.
+
+- A new account gets its in-app channel and the default alert rules.
+- Ending a login ends its live streams: logout, deactivation and deletion close the WebSockets
+  opened with them (the consumers in `alerts.consumers`, through `alerts.realtime`).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,14 @@ from django.dispatch import receiver
 from django.http import HttpRequest
 
 from alerts import realtime
+
+
+@receiver(post_save, sender=get_user_model(), dispatch_uid="alerts.defaults_for_new_user")
+def defaults_for_new_user(sender: Any, instance: Any, created: bool, raw: bool = False, **kwargs: Any) -> None:
+    if created and not raw:
+        from alerts.services import defaults_create
+
+        defaults_create(owner_id=instance.pk)
 
 
 @receiver(user_logged_out, dispatch_uid="alerts.close_streams_of_session")

@@ -29,7 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from alerts import realtime
-from alerts.services import AlertKind, AlertSeverity, alert_raise, alert_raised_since
+from alerts.services import AlertKind, Event, Severity, alert_raise
 from bots.decisions import DecisionOutcome
 from bots.exceptions import BotError
 from bots.llm_costs import CostConversion
@@ -186,6 +186,7 @@ def _run_close_out(*, bot: Bot, cycle: Cycle) -> Cycle:
                 owner_id=bot.owner_id,
                 bot_id=bot.pk,
                 kind=AlertKind.SYSTEM,
+                event=Event.BOT_STOPPED,
                 message=f"{bot.name}: stop completed, {closed} position(s) closed, realized PnL after fees {money(realized, currency=bot.quote_currency)}",
                 payload={"closed_positions": closed, "realized_pnl": str(realized)},
             )
@@ -328,21 +329,28 @@ class LiveControl:
             owner_id=bot.owner_id,
             bot_id=bot.pk,
             kind=AlertKind.TRADE,
-            severity=AlertSeverity.CRITICAL if event.reason == "liquidation" else AlertSeverity.INFO,
+            severity=Severity.CRITICAL if event.reason == "liquidation" else Severity.INFO,
             message=f"{bot.name}: {event.symbol} closed by {label} at {plain(event.price)}",
-            payload={"reason": event.reason, "symbol": event.symbol, "price": str(event.price)},
+            payload={
+                "reason": event.reason,
+                "symbol": event.symbol,
+                "price": str(event.price),
+                "position_id": event.position_id,
+            },
+            event=Event.POSITION_CLOSED,
+            # The same fact the alert evaluator reads from the fills: whichever tells first, tells once.
+            dedupe_key=f"position:{event.position_id}",
         )
 
     def budget_reached(self, *, reason: str) -> None:
         bot = self.bot
-        day_start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
-        if alert_raised_since(bot_id=bot.pk, kind=AlertKind.RISK, since=day_start, payload_flag="llm_budget"):
-            return  # once a day is enough
         alert_raise(
             owner_id=bot.owner_id,
             bot_id=bot.pk,
             kind=AlertKind.RISK,
-            severity=AlertSeverity.WARNING,
+            severity=Severity.WARNING,
             message=f"{bot.name} reached its daily LLM budget and holds until 00:00 UTC ({reason})",
-            payload={"llm_budget": True, "reason": reason},
+            payload={"llm_budget": True, "breaker": "llm_budget", "reason": reason},
+            event=Event.BREAKER_TRIPPED,
+            dedupe_key=f"llm_budget:{bot.pk}:{timezone.now().date().isoformat()}",  # once a day is enough
         )

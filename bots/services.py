@@ -24,7 +24,7 @@ from django.db.models import Exists, F, OuterRef, Q
 from django.utils import timezone
 
 from alerts import realtime
-from alerts.services import AlertKind, AlertSeverity, alert_raise
+from alerts.services import AlertKind, Event, Severity, alert_raise
 from bots import rules
 from bots.exceptions import BotBusy, BotConfigurationError, BotError, InvalidTransition
 from bots.llm_costs import LLM_TOTALS
@@ -34,7 +34,7 @@ from marketdata.services import markets_now
 from trading.brokers import broker_for_account
 from trading.brokers.base import Broker, BrokerError
 from trading.executors import executor_for
-from trading.models import ExchangeAccount, Position
+from trading.models import ExchangeAccount, Order, Position
 from trading.numbers import money
 from trading.services import (
     exchange_account_save,
@@ -43,6 +43,7 @@ from trading.services import (
     trading_account_fund,
     trading_account_open,
 )
+from trading.services import position_close as trading_position_close
 
 logger = logging.getLogger(__name__)
 
@@ -175,7 +176,16 @@ def bot_start(*, bot: Bot, confirm_live: bool = False) -> Bot:
 
 def bot_pause(*, bot: Bot, reason: str = "paused by the owner") -> Bot:
     """No new decisions; open positions keep their stop-loss and take-profit (protect cycles)."""
-    return _transition(bot=bot, allowed_from=(Bot.Status.ACTIVE,), to=Bot.Status.PAUSED, reason=reason)
+    bot = _transition(bot=bot, allowed_from=(Bot.Status.ACTIVE,), to=Bot.Status.PAUSED, reason=reason)
+    alert_raise(
+        owner_id=bot.owner_id,
+        bot_id=bot.pk,
+        kind=AlertKind.SYSTEM,
+        event=Event.BOT_PAUSED,
+        message=f"{bot.name} paused: {reason}",
+        payload={"reason": reason},
+    )
+    return bot
 
 
 @dataclass(frozen=True, slots=True)
@@ -235,6 +245,7 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
             owner_id=bot.owner_id,
             bot_id=bot.pk,
             kind=AlertKind.SYSTEM,
+            event=Event.BOT_STOPPED,
             message=(
                 f"{bot.name} stopped: {closed} position(s) closed, realized PnL after fees "
                 f"{money(realized, currency=bot.quote_currency)}"
@@ -257,9 +268,78 @@ def bot_trip_breaker(*, bot: Bot, breaker: str, reason: str) -> None:
         owner_id=bot.owner_id,
         bot_id=bot.pk,
         kind=AlertKind.RISK,
-        severity=AlertSeverity.CRITICAL,
+        severity=Severity.CRITICAL,
+        event=Event.BREAKER_TRIPPED,
         message=f"{bot.name} paused by the {breaker} breaker: {reason}",
         payload={"breaker": breaker, "reason": reason},
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class CloseResult:
+    position_id: int
+    symbol: str
+    closed: bool
+    exit_price: Decimal | None
+    net_pnl: Decimal | None  # after every fee of the position
+    order_status: str  # of the exit order: `unknown` while a live exchange has not confirmed it
+
+
+def position_close(*, bot: Bot, symbol: str, user: User | None = None, lease_wait_seconds: float = 20.0) -> CloseResult:
+    """Close the bot's open position on `symbol` at market now: a manual exit by `user`.
+
+    Works in any status (a paused or stopped bot too) and calls no decision maker. Takes the
+    bot's lease like `bot_stop`, so it never interleaves with a running cycle's orders (BotBusy if
+    the cycle does not finish within `lease_wait_seconds`). The exit order is keyed by the position,
+    so a repeated close never sends a second order. Raises InvalidTransition when there is no open
+    position on `symbol`, BotError when no price or exchange is available (the position stays open).
+    """
+    if not bot.positions.filter(status=Position.Status.OPEN, symbol=symbol).exists():
+        raise InvalidTransition(f"{bot.name} has no open position on {symbol}")
+    owner = f"close:{uuid.uuid4().hex[:12]}"
+    if not bot_lease_acquire(bot_id=bot.pk, owner=owner, wait_seconds=lease_wait_seconds):
+        raise BotBusy("a running cycle of this bot did not finish in time; try the close again in a moment")
+    try:
+        # Read again under the lease: a cycle that just ended may have closed it (stop-loss).
+        position = bot.positions.filter(status=Position.Status.OPEN, symbol=symbol).first()
+        if position is None:
+            raise InvalidTransition(f"{bot.name} has no open position on {symbol} (it was closed a moment ago)")
+        executor = None
+        try:
+            executor = executor_for(bot_id=bot.pk, broker=broker_for_bot(bot=bot))
+            market = markets_now(
+                exchange=bot.exchange, symbols=[symbol], timeframe=bot.timeframe, now=timezone.now()
+            ).get(symbol)
+            if market is None:
+                raise BotError(f"no price for {symbol} (market data unavailable): the position stays open")
+            position = trading_position_close(
+                executor=executor, position=position, market=market, reason=Position.CloseReason.MANUAL
+            )
+        except BrokerError as exc:
+            raise BotError(f"the exchange could not close the position ({exc}); it stays open") from None
+        finally:
+            if executor is not None:
+                executor.close()
+        closed = position.status == Position.Status.CLOSED
+        if closed and user is not None:
+            Position.objects.filter(pk=position.pk, close_reason=Position.CloseReason.MANUAL).update(closed_by=user)
+        order_status = (
+            Order.objects.filter(position=position, intent=Order.Intent.CLOSE)
+            .order_by("-pk")
+            .values_list("status", flat=True)
+            .first()
+            or ""
+        )
+    finally:
+        bot_lease_release(bot_id=bot.pk, owner=owner)
+    logger.info("position %s of bot %s closed manually by user %s", position.pk, bot.pk, getattr(user, "pk", None))
+    return CloseResult(
+        position_id=position.pk,
+        symbol=symbol,
+        closed=closed,
+        exit_price=position.exit_price,
+        net_pnl=position.realized_pnl - position.fees if closed else None,
+        order_status=order_status,
     )
 
 

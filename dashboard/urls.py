@@ -1,7 +1,7 @@
 from django.contrib.auth.views import LogoutView
 from django.urls import path
 
-from dashboard import views
+from dashboard import alert_views, views
 
 app_name = "dashboard"
 
@@ -9,6 +9,11 @@ urlpatterns = [
     path("", views.bots_page, name="bots"),
     path("bots/<int:bot_id>/", views.bot_page, name="bot"),
     path("leaderboard/", views.leaderboard_page, name="leaderboard"),
+    path("alerts/", alert_views.alerts_page, name="alerts"),
+    path("alerts/channels/<int:channel_id>/<str:action>/", alert_views.channel_action, name="alert-channel"),
+    path("alerts/rules/<int:rule_id>/", alert_views.rule_edit, name="alert-rule"),
+    path("alerts/rules/<int:rule_id>/<str:action>/", alert_views.rule_action, name="alert-rule-action"),
+    path("alerts/telegram-link/", alert_views.telegram_link, name="telegram-link"),
     path("login/", views.DashboardLoginView.as_view(), name="login"),
     path("logout/", LogoutView.as_view(next_page="dashboard:login"), name="logout"),
     path("account/", views.account_page, name="account"),

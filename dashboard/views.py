@@ -36,7 +36,8 @@ def _common(request: HttpRequest) -> dict[str, Any]:
     return {
         # Flower controls the workers (and shows every task's arguments): linked for staff only.
         "flower_url": settings.FLOWER_URL if request.user.is_staff else "",
-        "unread_alerts": Alert.objects.filter(owner_id=request.user.pk, read=False).count(),
+        # The feed's alerts only: one a rule sent elsewhere (email, a test message) is not unread here.
+        "unread_alerts": Alert.objects.filter(owner_id=request.user.pk, in_app=True, read=False).count(),
     }
 
 
@@ -81,7 +82,9 @@ def bots_page(request: HttpRequest) -> HttpResponse:
         for bot, account in selectors.bots_overview(user=request.user)
     ]
     alerts = (
-        Alert.objects.filter(owner_id=request.user.pk).select_related("bot").order_by("-created_at")[:RECENT_ALERTS]
+        Alert.objects.filter(owner_id=request.user.pk, in_app=True)
+        .select_related("bot")
+        .order_by("-created_at")[:RECENT_ALERTS]
     )
     return render(request, "dashboard/bots.html", {"rows": rows, "alerts": alerts, "page": "bots", **_common(request)})
 

@@ -21,7 +21,7 @@ from django.conf import settings
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 COMPOSE_FILE = BASE_DIR / "compose.yaml"
-APP_SERVICES = ("web", "worker", "beat", "flower")
+APP_SERVICES = ("web", "worker", "alerts-worker", "telegram", "beat", "flower")
 # Set by Docker in every container; not ours to document.
 CONTAINER_VARIABLES = {"HOSTNAME"}
 
@@ -184,14 +184,16 @@ def test_service_command_targets_exist(service: str) -> None:
     check_command_target(command_argv(spec["command"]))
 
 
-@pytest.mark.parametrize("service", ["web", "worker", "beat", "flower"])
+@pytest.mark.parametrize("service", ["web", "worker", "alerts-worker", "beat", "flower"])
 def test_python_healthcheck_commands_target_exist(service: str) -> None:
     check_command_target(command_argv(load_compose()["services"][service]["healthcheck"]["test"]))
 
 
-def test_worker_consumes_every_queue_the_tasks_are_routed_to() -> None:
-    argv = command_argv(load_compose()["services"]["worker"]["command"])
-    queues = set(argv[argv.index("-Q") + 1].split(","))
+def test_workers_consume_every_queue_the_tasks_are_routed_to() -> None:
+    queues: set[str] = set()
+    for service in ("worker", "alerts-worker"):
+        argv = command_argv(load_compose()["services"][service]["command"])
+        queues |= set(argv[argv.index("-Q") + 1].split(","))
     routed = {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()}
     assert routed | {settings.CELERY_TASK_DEFAULT_QUEUE} <= queues
 
@@ -210,9 +212,20 @@ def test_launcher_commands_target_exist() -> None:
     from tradingagent.launcher import child_specs
 
     specs = child_specs(python=sys.executable, settings=settings)
-    assert [spec.name for spec in specs] == ["web", "worker", "beat", "flower"]
+    assert [spec.name for spec in specs] == ["web", "worker", "alerts", "beat", "flower"]
     for spec in specs:
         check_command_target(spec.argv)
+    # The launcher's workers, like compose's, consume every queue a task is routed to.
+    queues = {q for spec in specs if "-Q" in spec.argv for q in spec.argv[spec.argv.index("-Q") + 1].split(",")}
+    assert {route["queue"] for route in settings.CELERY_TASK_ROUTES.values()} <= queues
+
+
+def test_the_telegram_bot_runs_with_make_run_only_when_it_has_a_token(settings) -> None:  # type: ignore[no-untyped-def]
+    from tradingagent.launcher import child_specs
+
+    settings.TELEGRAM_BOT_TOKEN = "123:abc"
+    [telegram] = [s for s in child_specs(python=sys.executable, settings=settings) if s.name == "telegram"]
+    check_command_target(telegram.argv)
 
 
 def test_command_checker_rejects_what_does_not_exist() -> None:

@@ -193,6 +193,7 @@ class Position(models.Model):
         LIQUIDATION = "liquidation"
         BOT_STOPPED = "bot_stopped"
         BREAKER = "breaker"
+        MANUAL = "manual", "Manual close"
 
     bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="positions")
     symbol = models.CharField(max_length=40)
@@ -217,6 +218,10 @@ class Position(models.Model):
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
     opened_cycle = models.ForeignKey("bots.Cycle", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    # A manual close (bots.services.position_close): who asked for it.
+    closed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+    )
 
     class Meta:
         ordering = ["-opened_at"]

@@ -156,6 +156,15 @@ def positions_close_all(*, executor: Executor, markets: dict[str, SymbolMarket],
     return closed, realized
 
 
+def position_close(*, executor: Executor, position: Position, market: SymbolMarket, reason: str) -> Position:
+    """Close one open position at market now (a manual close); the position as it is afterwards
+    (still open when a live exit's outcome is not known yet: the next cycle reconciles it)."""
+    books = executor.books
+    order = books.exit_order(position=position, reference=market.price, intent=Order.Intent.CLOSE, info=market.info)
+    executor.execute(order=order, market=market, close_reason=reason)
+    return books.position(position.pk)
+
+
 def orders_cancel_open(*, executor: Executor) -> int:
     """Cancel the account's open and pending orders (stop command)."""
     canceled = 0

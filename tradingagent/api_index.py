@@ -31,6 +31,9 @@ LINKS = {
     "round_trips": "round-trip-list",
     "exchange_accounts": "exchange-account-list",
     "alerts": "alert-list",
+    "alert_rules": "alert-rule-list",
+    "alert_channels": "alert-channel-list",
+    "alert_deliveries": "alert-delivery-list",
 }
 
 

@@ -1,12 +1,17 @@
 """Run the whole platform in one terminal: `python -m tradingagent.launcher` (what `make run` does).
 
 It starts the embedded Redis when REDIS_URL is not set, applies migrations, optionally seeds the
-demo (`--seed-demo`), then starts four children and supervises them:
+demo (`--seed-demo`), then starts its children and supervises them:
 
-    web     daphne -b 127.0.0.1 -p $PORT tradingagent.asgi:application
-    worker  celery -A tradingagent worker --pool threads --concurrency $WORKER_CONCURRENCY -Q cycles,default
-    beat    celery -A tradingagent beat --schedule $VAR_DIR/celerybeat-schedule
-    flower  celery -A tradingagent flower --port $FLOWER_PORT
+    web       daphne -b 127.0.0.1 -p $PORT tradingagent.asgi:application
+    worker    celery -A tradingagent worker --pool threads --concurrency $WORKER_CONCURRENCY -Q cycles,default
+    alerts    celery -A tradingagent worker --pool threads --concurrency $ALERT_WORKER_CONCURRENCY -Q alerts
+    beat      celery -A tradingagent beat --schedule $VAR_DIR/celerybeat-schedule
+    flower    celery -A tradingagent flower --port $FLOWER_PORT
+    telegram  manage.py telegram_bot   (only when TELEGRAM_BOT_TOKEN is set)
+
+Alert deliveries have a worker of their own: a slow webhook or SMTP server then waits in its
+threads, never in one a trading cycle could use.
 
 Their output is forwarded line by line with the child's name as prefix. Ctrl-C (or SIGTERM) stops
 every child gracefully, a second Ctrl-C kills them; when one child dies the others are stopped
@@ -40,7 +45,7 @@ logger = logging.getLogger(__name__)
 BASE_DIR = Path(__file__).resolve().parent.parent
 # The order children are stopped in: beat first so nothing new is enqueued, the worker last so
 # it can finish the cycles it holds (warm shutdown) while the rest is already gone.
-STOP_ORDER = ("beat", "web", "flower", "worker")
+STOP_ORDER = ("beat", "telegram", "web", "flower", "alerts", "worker")
 READY_TIMEOUT_SECONDS = 90.0
 
 
@@ -66,7 +71,7 @@ def port_in_use(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def child_specs(*, python: str, settings: Any, host: str = "127.0.0.1") -> list[ChildSpec]:
-    """The commands of web, worker, beat and Flower for these settings."""
+    """The commands of web, the workers, beat, Flower (and the Telegram bot) for these settings."""
     loglevel = str(settings.LOG_LEVEL)
     celery = [python, "-m", "celery", "-A", "tradingagent"]
     flower_env: dict[str, str] = {}
@@ -74,7 +79,7 @@ def child_specs(*, python: str, settings: Any, host: str = "127.0.0.1") -> list[
         # Flower's HTTP API is open only on a development machine bound to loopback.
         flower_env["FLOWER_UNAUTHENTICATED_API"] = "true"
     var_dir = Path(settings.VAR_DIR)
-    return [
+    specs = [
         ChildSpec(
             name="web",
             argv=[python, "-m", "daphne", "-b", host, "-p", str(settings.PORT), "tradingagent.asgi:application"],
@@ -106,6 +111,13 @@ def child_specs(*, python: str, settings: Any, host: str = "127.0.0.1") -> list[
             port=int(settings.FLOWER_PORT),
         ),
     ]
+    # Its own node name: two workers called celery@<host> would step on each other's identity.
+    alerts = [*celery, "worker", "--pool", "threads", "--concurrency", str(settings.ALERT_WORKER_CONCURRENCY)]
+    alerts += ["-Q", "alerts", "-n", "alerts@%h", "--loglevel", loglevel]
+    specs.insert(2, ChildSpec(name="alerts", argv=alerts))
+    if settings.TELEGRAM_BOT_TOKEN:
+        specs.append(ChildSpec(name="telegram", argv=[python, "manage.py", "telegram_bot"]))
+    return specs
 
 
 class _Output:
@@ -422,7 +434,7 @@ def run(argv: Sequence[str] | None = None, *, stream: IO[str] | None = None) -> 
             exit_code = 2
     finally:
         if supervisor is not None:
-            output.line("launcher", "stopping web, worker, beat and Flower ...")
+            output.line("launcher", "stopping " + ", ".join(c.name for c in supervisor.children) + " ...")
             supervisor.stop(timeout=0 if force.is_set() else args.stop_timeout, force=force)
         if started_redis and settings is not None:
             from tradingagent.embedded import stop_embedded_redis

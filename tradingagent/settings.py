@@ -260,6 +260,9 @@ CELERY_TASK_TIME_LIMIT = 90
 CELERY_TASK_ROUTES = {
     "bots.tasks.run_trading_cycle": {"queue": "cycles"},
     "bots.tasks.*": {"queue": "default"},
+    # Deliveries and the rule evaluator: a worker of their own, so a slow channel never takes a
+    # thread a trading cycle (or the dispatcher) could use.
+    "alerts.tasks.*": {"queue": "alerts"},
 }
 CELERY_TASK_DEFAULT_QUEUE = "default"
 DISPATCHER_TICK_SECONDS = env_int("DISPATCHER_TICK_SECONDS", 5, minimum=1)
@@ -271,6 +274,33 @@ CELERY_BEAT_SCHEDULE = {
         "options": {"expires": float(DISPATCHER_TICK_SECONDS)},
     },
 }
+
+# --- Alerts ---------------------------------------------------------------------------------
+# How often beat runs the rule evaluator (fills since its cursor, and every condition rule).
+ALERT_EVALUATE_SECONDS = env_int("ALERT_EVALUATE_SECONDS", 15, minimum=1, maximum=3600)
+CELERY_BEAT_SCHEDULE["evaluate-alert-rules"] = {
+    "task": "alerts.tasks.alerts_evaluate",
+    "schedule": float(ALERT_EVALUATE_SECONDS),
+    "options": {"expires": float(ALERT_EVALUATE_SECONDS)},
+}
+# Attempts per delivery (the first and its retries), and the first retry's delay (then x3, jittered).
+ALERT_DELIVERY_MAX_ATTEMPTS = env_int("ALERT_DELIVERY_MAX_ATTEMPTS", 6, minimum=1, maximum=20)
+ALERT_RETRY_BASE_SECONDS = env_int("ALERT_RETRY_BASE_SECONDS", 15, minimum=1, maximum=600)
+# Permanent failures in a row (a refused address, a blocked bot) after which a channel is switched off.
+ALERT_CHANNEL_DISABLE_AFTER = env_int("ALERT_CHANNEL_DISABLE_AFTER", 3, minimum=1)
+ALERT_WEBHOOK_TIMEOUT_SECONDS = env_int("ALERT_WEBHOOK_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
+# Webhooks may reach private, loopback and link-local addresses (receivers on your own network).
+ALERT_WEBHOOK_ALLOW_PRIVATE = env_bool("ALERT_WEBHOOK_ALLOW_PRIVATE", False)
+ALERT_TELEGRAM_TIMEOUT_SECONDS = env_int("ALERT_TELEGRAM_TIMEOUT_SECONDS", 10, minimum=1, maximum=60)
+# Threads of the launcher's alerts worker (deliveries wait on the network, so threads).
+ALERT_WORKER_CONCURRENCY = env_int("ALERT_WORKER_CONCURRENCY", 4, minimum=1)
+
+# Telegram: alerts to linked chats and the command bot (`manage.py telegram_bot`, started by
+# `make run` and compose when the token is set). The base URL is the Bot API's; tests point it at
+# a local server speaking the same protocol.
+TELEGRAM_BOT_TOKEN = env_str("TELEGRAM_BOT_TOKEN", "")
+TELEGRAM_API_BASE_URL = env_str("TELEGRAM_API_BASE_URL", "https://api.telegram.org/bot")
+TELEGRAM_LINK_CODE_MINUTES = env_int("TELEGRAM_LINK_CODE_MINUTES", 10, minimum=1, maximum=1440)
 
 # --- Trading --------------------------------------------------------------------------------
 # Bounds as the bots' own interval (bots.models.MIN/MAX_INTERVAL_SECONDS): 5 s to a day.
@@ -468,23 +498,26 @@ OTP_TOTP_ISSUER = env_str("OTP_TOTP_ISSUER", "tradingagent")
 # Open sign-up (API, and the dashboard's sign-up page): on under DEBUG, off otherwise unless set.
 ALLOW_REGISTRATION = env_bool("ALLOW_REGISTRATION", DEBUG)
 
-# --- Email (password resets, account notices) ---------------------------------------------------
-# SMTP (EMAIL_HOST, else a mail server on localhost:25); under DEBUG without EMAIL_HOST mails are
-# printed to the console (the worker's output under `make run`). Mails are sent by the worker.
+# --- Email (password resets, account notices, alert channels) ------------------------------------
+# Django's SMTP backend when EMAIL_HOST is set. Without it a development server (DEBUG) prints mails
+# on the worker's output (`make run`), and production refuses to send, saying why (the alert
+# delivery records it; nothing is silently dropped). EMAIL_BACKEND overrides the choice.
 EMAIL_HOST = env_str("EMAIL_HOST", "")
-EMAIL_PORT = env_int("EMAIL_PORT", 587 if EMAIL_HOST else 25, minimum=1, maximum=65535)
+EMAIL_PORT = env_int("EMAIL_PORT", 587, minimum=1, maximum=65535)
 EMAIL_HOST_USER = env_str("EMAIL_HOST_USER", "")
 EMAIL_HOST_PASSWORD = env_str("EMAIL_HOST_PASSWORD", "")
 EMAIL_USE_TLS = env_bool("EMAIL_USE_TLS", EMAIL_PORT == 587)
 EMAIL_USE_SSL = env_bool("EMAIL_USE_SSL", EMAIL_PORT == 465)
 if EMAIL_USE_TLS and EMAIL_USE_SSL:
     raise ImproperlyConfigured("EMAIL_USE_TLS and EMAIL_USE_SSL are exclusive: STARTTLS (587) or TLS (465)")
-EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1)
+EMAIL_TIMEOUT = env_int("EMAIL_TIMEOUT", 10, minimum=1, maximum=120)
 EMAIL_BACKEND = env_str(
     "EMAIL_BACKEND",
-    "django.core.mail.backends.console.EmailBackend"
-    if DEBUG and not EMAIL_HOST
-    else "django.core.mail.backends.smtp.EmailBackend",
+    "django.core.mail.backends.smtp.EmailBackend"
+    if EMAIL_HOST
+    else "django.core.mail.backends.console.EmailBackend"
+    if DEBUG
+    else "alerts.channels.email.UnconfiguredBackend",
 )
 DEFAULT_FROM_EMAIL = env_str("DEFAULT_FROM_EMAIL", "tradingagent <noreply@localhost>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL

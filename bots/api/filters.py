@@ -8,7 +8,7 @@ from typing import Any
 import django_filters
 from django import forms
 from django.db.models import QuerySet
-from django_filters.fields import IsoDateTimeField
+from django_filters.fields import IsoDateTimeField, ModelChoiceField
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 
@@ -20,6 +20,9 @@ class UTCDateTimeField(IsoDateTimeField):
     conversion pushes out of the calendar is the client's mistake, not a server error."""
 
     def to_python(self, value: Any) -> datetime | None:
+        if isinstance(value, str) and not value.strip():
+            # Given but empty (`?since=`): a mistake to say, not a filter to drop silently.
+            raise forms.ValidationError("Enter a valid date/time.", code="invalid")
         parsed = super().to_python(value)
         if parsed is None:
             return None
@@ -65,7 +68,18 @@ def own_bots(request: Any) -> QuerySet[Bot]:
     return Bot.objects.filter(owner_id=request.user.pk)
 
 
+class StrictModelChoiceField(ModelChoiceField):
+    """An id filter given but empty (`?bot=`) is a 400, like any other wrong id, not "all rows"."""
+
+    def to_python(self, value: Any) -> Any:
+        if isinstance(value, str) and not value.strip():
+            raise forms.ValidationError(self.error_messages["invalid_choice"], code="invalid_choice")
+        return super().to_python(value)
+
+
 class BotFilter(django_filters.ModelChoiceFilter):
+    field_class = StrictModelChoiceField
+
     def __init__(self, **kwargs: Any) -> None:
         kwargs.setdefault("queryset", own_bots)
         kwargs.setdefault("help_text", "one of your bots' id")

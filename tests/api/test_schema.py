@@ -131,6 +131,21 @@ BUSINESS_RULES: dict[str, dict[str, str]] = {
         for collection in ("alerts", "cycles", "orders", "fills", "positions")
     },
     "GET /api/round-trips/": {"bot": OWN_IDS},
+    "GET /api/alert-rules/": {"bot": OWN_IDS},
+    "GET /api/alert-deliveries/": {"channel": OWN_IDS},
+    "POST /api/alert-channels/": {
+        "kind": "in-app and Telegram channels are not created through this endpoint",
+        "email": "an email channel needs an address",
+        "url": "a webhook needs a public http(s) URL",
+        "secret": "a webhook needs a secret of at least 16 characters",
+    },
+    "POST /api/alert-rules/": {
+        "bot": OWN_IDS,
+        "channels": OWN_IDS,
+        "threshold": "the threshold the rule's kind needs, in its unit",
+        "window_minutes": "the window the rule's kind needs",
+        "symbol": "a market of the bots in scope",
+    },
     "GET /api/bots/{id}/round-trips/": {"bot": OWN_IDS},
     "POST /api/bots/": {
         # Decimals are strings on the wire, so their bounds cannot be a JSON-schema minimum/maximum.
