@@ -275,6 +275,9 @@ class LLMCallInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(Cycle)
 class CycleAdmin(OwnerScopedAdmin):
@@ -297,10 +300,15 @@ class CycleAdmin(OwnerScopedAdmin):
     inlines = (LLMCallInline,)
     readonly_fields = [f.name for f in Cycle._meta.fields]
 
+    # The books: cycles and LLM calls are written by the cycle's services only, never changed or
+    # deleted (the database refuses it too: bots.ledger_guards); no bulk action either.
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # cycles are an audit record written by the platform only
+        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     @admin.display(description="error")
@@ -331,4 +339,7 @@ class LLMCallAdmin(OwnerScopedAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

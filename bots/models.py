@@ -17,7 +17,7 @@ from bots.rules import (
     validate_positive,
     validate_symbols,
 )
-from trading.models import money_field
+from trading.models import AppendOnlyModel, money_field
 from trading.risk_types import RiskLimits
 
 
@@ -158,7 +158,7 @@ class Bot(models.Model):
         )
 
 
-class Cycle(models.Model):
+class Cycle(AppendOnlyModel):
     """One trading cycle of one bot for one slot: what the bot saw, decided and did, and why."""
 
     class Kind(models.TextChoices):
@@ -172,7 +172,8 @@ class Cycle(models.Model):
         FAILED = "failed"
         SKIPPED = "skipped"
 
-    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="cycles")
+    # PROTECT: a bot with cycles is never deleted with them (the books are append-only).
+    bot = models.ForeignKey(Bot, on_delete=models.PROTECT, related_name="cycles")
     slot = models.DateTimeField(help_text="the scheduled time this cycle was claimed for")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TRADE)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
@@ -207,7 +208,7 @@ class Cycle(models.Model):
         return f"{self.bot_id} @ {self.slot:%Y-%m-%d %H:%M:%S} ({self.status})"
 
 
-class LLMCall(models.Model):
+class LLMCall(AppendOnlyModel):
     """One request to an LLM API (a decision or a repair attempt), with its usage and cost."""
 
     class Purpose(models.TextChoices):
@@ -219,8 +220,8 @@ class LLMCall(models.Model):
         OK = "ok"
         ERROR = "error"
 
-    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, null=True, blank=True, related_name="llm_calls")
-    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, null=True, blank=True, related_name="llm_calls")
+    cycle = models.ForeignKey(Cycle, on_delete=models.PROTECT, null=True, blank=True, related_name="llm_calls")
+    bot = models.ForeignKey(Bot, on_delete=models.PROTECT, null=True, blank=True, related_name="llm_calls")
     provider = models.CharField(max_length=32)
     model = models.CharField(max_length=100)
     purpose = models.CharField(max_length=8, choices=Purpose.choices, default=Purpose.DECIDE)

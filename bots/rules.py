@@ -336,13 +336,58 @@ def _ensure_broker(account: ExchangeAccount) -> None:
 
 
 def delete_problem(*, bot: Bot) -> str:
-    """Why the bot cannot be deleted now, or "": deleting would drop positions no one closes."""
+    """Why the bot cannot be deleted, or "".
+
+    A bot that has run is never deleted: its books (cycles, orders, fills, positions, equity, LLM
+    calls) are append-only, the record of what it did and what it cost, and deleting a bot that
+    lost would flatter every comparison it was part of. It stays, stopped (a stopped bot never runs
+    again). A bot that never ran has no books and may go.
+    """
     from bots.models import Bot
 
+    history = books_summary(bot=bot)
+    if history:
+        return (
+            f"it has a trading history ({history}) and the books are append-only: a bot that has run is "
+            "kept for the record; stop it instead (a stopped bot never runs again)"
+        )
     if bot.status not in (Bot.Status.INACTIVE, Bot.Status.STOPPED):
         return f"stop the bot before deleting it (it is {bot.status})"
     if holds_anything(bot=bot):
         return "the bot still holds positions or open orders; its close-out must finish first"
+    return ""
+
+
+def books_summary(*, bot: Bot) -> str:
+    """What the bot's books hold ("12 cycles, 3 orders"), or "" when it has none."""
+    from trading.models import AccountAdjustment, EquitySnapshot
+
+    counts = [
+        (bot.cycles.count(), "cycle"),
+        (bot.orders.count(), "order"),
+        (EquitySnapshot.objects.filter(bot_id=bot.pk).count(), "equity point"),
+        (bot.llm_calls.count(), "LLM call"),
+        (AccountAdjustment.objects.filter(bot_id=bot.pk).count(), "adjustment"),
+    ]
+    return ", ".join(f"{n} {label}{'' if n == 1 else 's'}" for n, label in counts if n)
+
+
+def user_delete_problem(*, user_id: int) -> str:
+    """Why the user cannot be deleted, or "": a user whose bots have books keeps them (and the
+    bots); deactivate the account instead."""
+    from bots.models import Bot, Cycle
+    from trading.models import AccountAdjustment, Order
+
+    bots = Bot.objects.filter(owner_id=user_id)
+    if (
+        Cycle.objects.filter(bot__in=bots).exists()
+        or Order.objects.filter(bot__in=bots).exists()
+        or AccountAdjustment.objects.filter(Q(bot__in=bots) | Q(created_by_id=user_id)).exists()
+    ):
+        return (
+            "their bots have trading history and the books are append-only: deactivate the user "
+            "instead (untick Active); their bots and books stay"
+        )
     return ""
 
 

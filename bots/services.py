@@ -19,8 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, ProtectedError, Q
 from django.utils import timezone
 
 from alerts import realtime
@@ -137,11 +137,17 @@ def bot_update(*, bot: Bot, data: dict[str, Any]) -> Bot:
 
 
 def bot_delete(*, bot: Bot) -> None:
-    """Delete a bot that holds nothing (the API and the admin both delete through here)."""
+    """Delete a bot that never ran (the API and the admin both delete through here); a bot with
+    books is refused (InvalidTransition, 409): the books are append-only."""
     problem = rules.delete_problem(bot=bot)
     if problem:
         raise InvalidTransition(problem)
-    bot.delete()
+    try:
+        with transaction.atomic():
+            bot.delete()
+    except (ProtectedError, IntegrityError):
+        # Its first cycle started between the check and the delete: the books protect it.
+        raise InvalidTransition(rules.delete_problem(bot=bot) or "the bot has started trading") from None
 
 
 # --- Lifecycle -------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from bots.models import Bot, Cycle, LLMCall
 from tests.api.conftest import make_bot
+from tests.books import books_unguarded
 from trading.metrics import SECONDS_PER_YEAR, sharpe_ratio
 from trading.models import EquitySnapshot, Fill, Order, Position, TradingAccount
 
@@ -74,10 +75,12 @@ def history(bot: Bot, *, equity_now: Decimal) -> None:
             price=Decimal(100),
             fee=Decimal(fee),
         )
-        Fill.objects.filter(pk=fill.pk).update(created_at=closed)  # auto_now_add: set the time after
+        with books_unguarded():  # auto_now_add: set the time after
+            Fill.objects.filter(pk=fill.pk).update(created_at=closed)
     for when, cost in [(ago(days=2), "1.5"), (ago(hours=2), "0.25")]:
         call = LLMCall.objects.create(bot=bot, provider="openai", model="gpt-4o-mini", cost=Decimal(cost))
-        LLMCall.objects.filter(pk=call.pk).update(created_at=when)
+        with books_unguarded():  # backdated (auto_now_add)
+            LLMCall.objects.filter(pk=call.pk).update(created_at=when)
     for when, error in [
         (ago(days=3), ""),
         (ago(days=2), ""),

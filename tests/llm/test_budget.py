@@ -13,6 +13,7 @@ from bots.decisions import Action
 from bots.llm.ratelimit import RateLimiter
 from bots.models import LLMCall
 from bots.providers import decision_maker_class
+from tests.books import books_unguarded
 from tests.factories import BotFactory
 from tests.llm import protocols
 from tests.llm.builders import PRICES, decision_json, make_context, make_snapshot
@@ -48,7 +49,8 @@ def test_yesterdays_spend_and_other_bots_do_not_count(
     bot = BotFactory(provider="openai", model="gpt-5-mini", llm_daily_budget=Decimal("0.05"))
     other = BotFactory(provider="openai", model="gpt-5-mini")
     old = LLMCall.objects.create(bot=bot, provider="openai", model="gpt-5-mini", cost=Decimal("5"))
-    LLMCall.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=1, hours=1))
+    with books_unguarded():  # a call made yesterday (created_at is set on insert)
+        LLMCall.objects.filter(pk=old.pk).update(created_at=timezone.now() - timedelta(days=1, hours=1))
     LLMCall.objects.create(bot=other, provider="openai", model="gpt-5-mini", cost=Decimal("5"))
     LLMCall.objects.create(bot=bot, provider="openai", model="gpt-5-mini", cost=Decimal("0.01"))
     wire.queue(protocols.OPENAI.ok(decision_json()))
