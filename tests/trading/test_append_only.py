@@ -65,12 +65,12 @@ def refused(sql: str, params: tuple[Any, ...] = ()) -> str:
 )
 def test_a_raw_delete_of_any_book_is_refused(books: dict[str, Any], table: str) -> None:
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE bot_id = %s", [books["bot"].pk])  # noqa: S608
+        cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE bot_id = %s", [books["bot"].pk])
         assert cursor.fetchone()[0] >= 1
-    message = refused(f"DELETE FROM {table}")  # noqa: S608
+    message = refused(f"DELETE FROM {table}")
     assert "never deleted" in message
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE bot_id = %s", [books["bot"].pk])  # noqa: S608
+        cursor.execute(f"SELECT COUNT(*) FROM {table} WHERE bot_id = %s", [books["bot"].pk])
         assert cursor.fetchone()[0] >= 1
 
 
@@ -126,9 +126,7 @@ def test_the_transitions_the_services_make_are_allowed() -> None:
     )
     Order.objects.filter(pk=backwards.pk).update(status=Order.Status.PARTIALLY_FILLED, filled_quantity=Decimal(1))
     assert "only moves forward" in refused("UPDATE trading_order SET status = 'open' WHERE id = %s", (backwards.pk,))
-    assert "never decreases" in refused(
-        "UPDATE trading_order SET filled_quantity = 0 WHERE id = %s", (backwards.pk,)
-    )
+    assert "never decreases" in refused("UPDATE trading_order SET filled_quantity = 0 WHERE id = %s", (backwards.pk,))
     running = Cycle.objects.create(bot=bot, slot=SLOT.replace(minute=3), started_at=SLOT)
     assert "only moves forward" in refused("UPDATE bots_cycle SET status = 'queued' WHERE id = %s", (running.pk,))
 

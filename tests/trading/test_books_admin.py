@@ -127,7 +127,9 @@ def test_a_correction_is_a_new_adjustment_with_who_and_why(admin: Client, superu
     listing = admin.get("/admin/trading/accountadjustment/").content.decode()
     assert "-2.500000000000 USD" in listing and "the exchange charged a fee" in listing
     # More than the free cash is refused, nothing moves.
-    response = admin.post(url, {"bot": traded.pk, "amount": "-99999999", "reason": "a typo that would wipe the account"}, follow=True)
+    response = admin.post(
+        url, {"bot": traded.pk, "amount": "-99999999", "reason": "a typo that would wipe the account"}, follow=True
+    )
     assert "Not adjusted: The account has" in response.content.decode()
     assert TradingAccount.objects.get(pk=traded.pk).cash == entry.cash_after
 
