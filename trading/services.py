@@ -65,6 +65,9 @@ def account_adjust(*, bot_id: int, amount: Decimal, reason: str, user_id: int) -
         raise ValidationError({"reason": "Say why the books are corrected."})
     if amount == 0:
         raise ValidationError({"amount": "A correction of zero changes nothing."})
+    if paper.money(amount) != amount:
+        # Stored with 12 decimal places: a rounded entry would disagree with the cash it moved.
+        raise ValidationError({"amount": "Give the amount with at most 12 decimal places."})
     with transaction.atomic():
         account = TradingAccount.objects.select_for_update().get(pk=bot_id)
         cash = account.cash + amount
