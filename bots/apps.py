@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
-GUARD_MIGRATION = ("bots", "0007_books_guard")
+GUARD_MIGRATION = ("bots", "0008_books_guard")
 
 
 class BotsConfig(AppConfig):

@@ -32,6 +32,7 @@ from alerts import realtime
 from alerts.services import AlertKind, AlertSeverity, alert_raise, alert_raised_since
 from bots.decisions import DecisionOutcome
 from bots.exceptions import BotError
+from bots.llm_costs import CostConversion
 from bots.models import Bot, Cycle, LLMCall
 from bots.providers import get_decision_maker
 from bots.services import (
@@ -173,7 +174,13 @@ def _run_close_out(*, bot: Bot, cycle: Cycle) -> Cycle:
             closed, realized, _ = bot_close_out(bot=bot)
         with timer.stage("record"):
             bot.refresh_from_db()
-            DatabaseBooks(bot_id=bot.pk).record_equity(prices={}, llm_cost=bot.llm_cost_total, cycle_id=cycle.pk)
+            DatabaseBooks(bot_id=bot.pk).record_equity(
+                prices={},
+                llm_cost=bot.llm_cost_total,
+                llm_cost_quote=bot.llm_cost_quote_total,
+                llm_cost_unconverted=bot.llm_cost_unconverted_total,
+                cycle_id=cycle.pk,
+            )
         if closed:
             alert_raise(
                 owner_id=bot.owner_id,
@@ -214,7 +221,7 @@ class DatabaseRecorder:
         cycle.error = error
         cycle.save(update_fields=["kind", "error"])
 
-    def decision(self, cycle: Cycle, outcome: DecisionOutcome) -> None:
+    def decision(self, cycle: Cycle, outcome: DecisionOutcome, conversion: CostConversion | None) -> None:
         if outcome.calls:
             LLMCall.objects.bulk_create(
                 [
@@ -230,6 +237,7 @@ class DatabaseRecorder:
                         input_tokens=c.input_tokens,
                         output_tokens=c.output_tokens,
                         cost=c.cost,
+                        **(conversion.call_fields(c.cost) if conversion is not None else {}),
                         error=_text(c.error)[:4000],
                     )
                     for c in outcome.calls
@@ -301,13 +309,14 @@ class LiveControl:
     def reset_failures(self) -> None:
         bot_reset_failures(bot=self.bot)
 
-    def add_llm_usage(self, outcome: DecisionOutcome) -> None:
+    def add_llm_usage(self, outcome: DecisionOutcome, conversion: CostConversion | None) -> None:
         if outcome.calls:
             bot_add_llm_usage(
                 bot=self.bot,
                 cost=outcome.cost,
                 input_tokens=outcome.input_tokens,
                 output_tokens=outcome.output_tokens,
+                converted=conversion.bot_totals([c.cost for c in outcome.calls]) if conversion is not None else {},
             )
 
     def exit_hit(self, event: ExitEvent) -> None:

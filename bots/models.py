@@ -118,7 +118,11 @@ class Bot(models.Model):
     consecutive_failures = models.PositiveIntegerField(default=0)
 
     # LLM totals (kept on the row so the leaderboard needs no aggregation over calls).
-    llm_cost_total = money_field(default=Decimal(0))
+    llm_cost_total = money_field(default=Decimal(0), help_text="USD")
+    # The same bill in the account's quote currency, at each call's recorded rate, and the part
+    # of it (USD) no rate could convert (bots.llm_costs).
+    llm_cost_quote_total = money_field(default=Decimal(0), help_text="in the quote currency")
+    llm_cost_unconverted_total = money_field(default=Decimal(0), help_text="USD without a rate to convert it")
     llm_input_tokens_total = models.BigIntegerField(default=0)
     llm_output_tokens_total = models.BigIntegerField(default=0)
 
@@ -230,7 +234,15 @@ class LLMCall(AppendOnlyModel):
     latency_ms = models.PositiveIntegerField(default=0)
     input_tokens = models.PositiveIntegerField(default=0)
     output_tokens = models.PositiveIntegerField(default=0)
-    cost = money_field(default=Decimal(0))
+    cost = money_field(default=Decimal(0), help_text="USD")
+    # The cost in the bot's quote currency at the rate of the call's market time (marketdata.rates);
+    # null when no rate existed (a zero cost needs none).
+    quote_currency = models.CharField(max_length=16, blank=True)
+    usd_rate = models.DecimalField(
+        max_digits=30, decimal_places=12, null=True, blank=True, help_text="quote currency units per USD"
+    )
+    cost_quote = money_field(null=True, blank=True, help_text="the cost in the quote currency")
+    rate_source = models.CharField(max_length=200, blank=True, help_text="the candle the rate came from")
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -27,6 +27,8 @@ from alerts import realtime
 from alerts.services import AlertKind, AlertSeverity, alert_raise
 from bots import rules
 from bots.exceptions import BotBusy, BotConfigurationError, BotError, InvalidTransition
+from bots.llm_costs import LLM_TOTALS
+from bots.marks import stop_mark_record
 from bots.models import Bot
 from marketdata.services import markets_now
 from trading.brokers import broker_for_account
@@ -225,6 +227,10 @@ def bot_stop(*, bot: Bot, reason: str = "stopped by the owner", lease_wait_secon
         )
     try:
         closed, realized, canceled = bot_close_out(bot=bot)
+        if closed:
+            # No cycle follows a stop: mark the account after the close (bots.marks).
+            bot.refresh_from_db()
+            stop_mark_record(bot=bot)
     finally:
         bot_lease_release(bot_id=bot.pk, owner=owner)
     bot.refresh_from_db()
@@ -323,14 +329,18 @@ def bot_reset_failures(*, bot: Bot) -> None:
         Bot.objects.filter(pk=bot.pk).update(consecutive_failures=0)
 
 
-def bot_add_llm_usage(*, bot: Bot, cost: Decimal, input_tokens: int, output_tokens: int) -> None:
-    """Add a cycle's LLM calls to the bot's running totals (the leaderboard reads them unaggregated)."""
+def bot_add_llm_usage(
+    *, bot: Bot, cost: Decimal, input_tokens: int, output_tokens: int, converted: dict[str, Any] | None = None
+) -> None:
+    """Add a cycle's LLM calls to the bot's running totals (the leaderboard reads them unaggregated);
+    `converted` adds to the totals in the quote currency (bots.llm_costs.CostConversion.bot_totals)."""
     Bot.objects.filter(pk=bot.pk).update(
         llm_cost_total=F("llm_cost_total") + cost,
         llm_input_tokens_total=F("llm_input_tokens_total") + input_tokens,
         llm_output_tokens_total=F("llm_output_tokens_total") + output_tokens,
+        **(converted or {}),
     )
-    bot.refresh_from_db(fields=["llm_cost_total", "llm_input_tokens_total", "llm_output_tokens_total"])
+    bot.refresh_from_db(fields=[*LLM_TOTALS])
 
 
 def bot_status_now(*, bot: Bot) -> str | None:

@@ -32,21 +32,19 @@ from typing import Any, Protocol
 from django.utils import timezone
 
 from bots.decisions import AccountView, Decision, DecisionContext, DecisionMaker, DecisionOutcome, PositionView
+from bots.llm_costs import CostConversion, llm_cost_conversion
 from bots.models import Bot, Cycle
+from bots.performance import sharpe_so_far
 from marketdata.types import MarketSnapshot
 from trading.accounting import AccountMark, BreakerMarks, mark_account
 from trading.books import Books, OpenDetails, PlannedOrder, TradingPublisher
 from trading.executors import Executor
-from trading.metrics import SECONDS_PER_YEAR, sharpe_ratio
 from trading.models import Position
 from trading.order_ids import order_leg
 from trading.risk_types import AccountState, OpenPosition, ProposedAction, RiskInput, RiskLimits, RiskResult
 from trading.services import ExitEvent, orders_reconcile, positions_protect
 
 logger = logging.getLogger(__name__)
-
-SHARPE_WINDOW = 500  # equity points the prompt's "Sharpe so far" looks at
-
 
 # --- The inputs ----------------------------------------------------------------------------------
 
@@ -85,7 +83,7 @@ class CycleRecorder(Protocol):
 
     def kind(self, cycle: Cycle, *, kind: str, error: str) -> None: ...
 
-    def decision(self, cycle: Cycle, outcome: DecisionOutcome) -> None: ...
+    def decision(self, cycle: Cycle, outcome: DecisionOutcome, conversion: CostConversion | None) -> None: ...
 
     def risk(self, cycle: Cycle, record: dict[str, Any]) -> None: ...
 
@@ -105,7 +103,7 @@ class BotControl(Protocol):
 
     def reset_failures(self) -> None: ...
 
-    def add_llm_usage(self, outcome: DecisionOutcome) -> None: ...
+    def add_llm_usage(self, outcome: DecisionOutcome, conversion: CostConversion | None) -> None: ...
 
     def exit_hit(self, event: ExitEvent) -> None: ...
 
@@ -208,9 +206,13 @@ def decide(ctx: CycleContext) -> Finish | None:
     """Decision: ask the decision maker (once per slot: a resumed cycle reuses the stored decision)."""
     if ctx.cycle.decision is None:
         outcome = ctx.decision_maker(ctx.bot).decide(decision_context(ctx))
+        # The bill in the account's currency, at the rate of this market time (bots.llm_costs).
+        conversion = None
+        if outcome.calls and ctx.snapshot is not None:
+            conversion = llm_cost_conversion(bot=ctx.bot, at=ctx.snapshot.market_time, cost=outcome.cost)
         # The calls were paid for whatever happens next: record them first (budget, leaderboard).
-        ctx.control.add_llm_usage(outcome)
-        ctx.recorder.decision(ctx.cycle, outcome)
+        ctx.control.add_llm_usage(outcome, conversion)
+        ctx.recorder.decision(ctx.cycle, outcome, conversion)
         if outcome.skipped_reason:
             record(ctx)
             if outcome.skipped_reason.startswith("llm_budget:"):
@@ -271,8 +273,14 @@ def execute(ctx: CycleContext) -> None:
 def record(ctx: CycleContext) -> None:
     """Record: the account marked to the slot's prices, one equity point per cycle."""
     market_time = ctx.snapshot.market_time if ctx.snapshot is not None else None
+    bot = ctx.bot
     ctx.books.record_equity(
-        prices=ctx.prices, llm_cost=ctx.bot.llm_cost_total, cycle_id=ctx.cycle.pk, market_time=market_time
+        prices=ctx.prices,
+        llm_cost=bot.llm_cost_total,
+        llm_cost_quote=bot.llm_cost_quote_total,
+        llm_cost_unconverted=bot.llm_cost_unconverted_total,
+        cycle_id=ctx.cycle.pk,
+        market_time=market_time,
     )
 
 
@@ -327,8 +335,6 @@ def decision_context(ctx: CycleContext) -> DecisionContext:
     """What the decision maker sees: the snapshot, the account, the open positions and the limits."""
     assert ctx.account is not None and ctx.snapshot is not None
     bot, account = ctx.bot, ctx.account
-    equities = ctx.books.equity_history(limit=SHARPE_WINDOW)
-    equities.append(account.equity)
     capital = bot.starting_capital
     return DecisionContext(
         bot_id=bot.pk,
@@ -343,7 +349,8 @@ def decision_context(ctx: CycleContext) -> DecisionContext:
             return_pct=((account.equity - capital) / capital * 100).quantize(Decimal("0.01"))
             if capital
             else Decimal(0),
-            sharpe=sharpe_ratio(equities, periods_per_year=SECONDS_PER_YEAR / bot.interval_seconds),
+            # On the market-time grid, absent until it has enough periods (bots.performance).
+            sharpe=sharpe_so_far(bot=bot),
             quote_currency=bot.quote_currency,
             trades_today=ctx.trades_today,
         ),

@@ -30,6 +30,7 @@ from django.utils.deprecation import MiddlewareMixin
 from django.views import defaults
 from rest_framework import exceptions, parsers, serializers, status
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.renderers import JSONRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -165,6 +166,18 @@ def handler500(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return JsonResponse(error_body(status_code=500, code="server_error", message="Server error."), status=500)
     return defaults.server_error(request)
+
+
+class JSONErrors:
+    """A view mixin: errors answer in the one JSON error format even where the view also renders
+    another format (a CSV export): a client asking for CSV still gets a readable 400 or 404."""
+
+    def finalize_response(self, request: Request, response: Response, *args: Any, **kwargs: Any) -> Response:
+        renderer = getattr(request, "accepted_renderer", None)
+        if response.status_code >= 400 and renderer is not None and renderer.format not in ("json", "api"):
+            request.accepted_renderer = JSONRenderer()
+            request.accepted_media_type = JSONRenderer.media_type
+        return super().finalize_response(request, response, *args, **kwargs)  # type: ignore[misc, no-any-return]
 
 
 class ApiCommonMiddleware(CommonMiddleware):

@@ -22,7 +22,7 @@ from rest_framework.request import Request
 from accounts import services as accounts
 from accounts.forms import PasswordResetForm, TOTPCodeForm
 from alerts.models import Alert
-from bots import selectors
+from bots import performance, selectors
 from bots.providers import BASELINE
 from core.api import AuthThrottle
 from dashboard.forms import LoginForm
@@ -118,8 +118,8 @@ def bot_page(request: HttpRequest, bot_id: int) -> HttpResponse:
 @login_required
 @ensure_csrf_cookie
 def leaderboard_page(request: HttpRequest) -> HttpResponse:
-    rows = selectors.leaderboard(user=request.user, period="all")
-    return render(request, "dashboard/leaderboard.html", {"rows": rows, "page": "leaderboard", **_common(request)})
+    board = performance.leaderboard(user=request.user, period="all")
+    return render(request, "dashboard/leaderboard.html", {"board": board, "page": "leaderboard", **_common(request)})
 
 
 class _TopBar:

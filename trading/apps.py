@@ -1,7 +1,7 @@
 from django.apps import AppConfig
 from django.db.models.signals import post_migrate
 
-GUARD_MIGRATION = ("trading", "0004_books_guard")
+GUARD_MIGRATION = ("trading", "0005_books_guard")
 
 
 class TradingConfig(AppConfig):

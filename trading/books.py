@@ -94,8 +94,6 @@ class Books(Protocol):
 
     def trades_today(self, *, now: datetime) -> int: ...
 
-    def equity_history(self, *, limit: int) -> list[Decimal]: ...
-
     def active_orders(self, *, exclude_cycle_id: int | None = None, with_cycle: bool = False) -> list[Order]: ...
 
     # --- writes ---
@@ -153,6 +151,8 @@ class Books(Protocol):
         *,
         prices: Mapping[str, Decimal],
         llm_cost: Decimal = ZERO,
+        llm_cost_quote: Decimal = ZERO,
+        llm_cost_unconverted: Decimal = ZERO,
         cycle_id: int | None = None,
         market_time: datetime | None = None,
     ) -> EquitySnapshot: ...
@@ -207,14 +207,6 @@ class DatabaseBooks:
             .exclude(status__in=[Order.Status.REJECTED, Order.Status.CANCELED])
             .count()
         )
-
-    def equity_history(self, *, limit: int) -> list[Decimal]:
-        """The last `limit` equity points, oldest first."""
-        equities = list(
-            EquitySnapshot.objects.filter(bot_id=self.bot_id).order_by("-time").values_list("equity", flat=True)[:limit]
-        )
-        equities.reverse()
-        return equities
 
     def active_orders(self, *, exclude_cycle_id: int | None = None, with_cycle: bool = False) -> list[Order]:
         orders = Order.objects.filter(bot_id=self.bot_id, status__in=Order.ACTIVE_STATUSES)
@@ -457,6 +449,8 @@ class DatabaseBooks:
         *,
         prices: Mapping[str, Decimal],
         llm_cost: Decimal = ZERO,
+        llm_cost_quote: Decimal = ZERO,
+        llm_cost_unconverted: Decimal = ZERO,
         cycle_id: int | None = None,
         market_time: datetime | None = None,
     ) -> EquitySnapshot:
@@ -476,6 +470,10 @@ class DatabaseBooks:
             realized_pnl=totals["realized"],
             fees=totals["fees"],
             llm_cost=llm_cost,
+            llm_cost_quote=llm_cost_quote,
+            llm_cost_unconverted=llm_cost_unconverted,
+            # The closes marked at: the mark derives its buy-and-hold benchmark from them.
+            prices={symbol: str(price) for symbol, price in prices.items()} or None,
         )
         self.publisher.publish_equity(snapshot, owner_id=self.owner_id)
         return snapshot

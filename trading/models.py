@@ -261,24 +261,81 @@ class Position(AppendOnlyModel):
 
 
 class EquitySnapshot(AppendOnlyModel):
+    """A bot's account marked to market once per cycle (an equity mark)."""
+
     bot = models.ForeignKey("bots.Bot", on_delete=models.PROTECT, related_name="equity_snapshots")
     cycle = models.ForeignKey("bots.Cycle", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     time = models.DateTimeField()
     market_time = models.DateTimeField(null=True, blank=True)
+    # The market clock (epoch seconds, never running backwards: trading.statistics.advance_clock)
+    # and how many grid periods this mark opens a bucket of (trading.statistics.grid_level).
+    # Derived from the bot's previous marks when the mark is saved.
+    market_clock = models.BigIntegerField()
+    grid_level = models.PositiveSmallIntegerField()
     equity = money_field()
     cash = money_field()
     unrealized_pnl = money_field(default=Decimal(0))
     realized_pnl = money_field(default=Decimal(0))
     fees = money_field(default=Decimal(0))
-    llm_cost = money_field(default=Decimal(0))
+    llm_cost = money_field(default=Decimal(0), help_text="USD, the bot's total so far")
+    llm_cost_quote = money_field(default=Decimal(0), help_text="the total so far in the quote currency")
+    llm_cost_unconverted = money_field(default=Decimal(0), help_text="USD of the total no rate converted")
+    # The closes the account was marked at ({symbol: price}), and buy-and-hold of the bot's
+    # symbols, equal weights bought at its first mark: mean of price / first-mark price (null
+    # without every price). The leaderboard's excess return compares the bot with it.
+    prices = models.JSONField(null=True, blank=True)
+    benchmark = models.DecimalField(max_digits=30, decimal_places=12, null=True, blank=True)
 
     class Meta:
         ordering = ["-time"]
-        # Equity series per bot and period: WHERE bot_id=? AND time >= ? ORDER BY time.
-        indexes = [models.Index(fields=["bot", "time"], name="equity_bot_time")]
+        indexes = [
+            # Equity series per bot and period: WHERE bot_id=? AND time >= ? ORDER BY time.
+            models.Index(fields=["bot", "time"], name="equity_bot_time"),
+            # The leaderboard's grid: WHERE bot_id IN (...) AND grid_level >= ? AND time >= ?.
+            models.Index(fields=["bot", "grid_level", "time"], name="equity_bot_grid"),
+        ]
 
     def __str__(self) -> str:
         return f"{self.bot_id} {self.time:%Y-%m-%d %H:%M:%S} {self.equity}"
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        if self._state.adding and (self.market_clock is None or self.grid_level is None):
+            self.derive_from_previous()
+        super().save(*args, **kwargs)
+
+    def derive_from_previous(self) -> None:
+        """Set the market clock, grid level and benchmark of this new mark from the bot's marks
+        before it (two indexed reads: the latest marks, and the first mark's prices)."""
+        from marketdata.timeframes import timeframe_seconds, to_epoch_seconds
+        from trading import statistics
+
+        earlier = EquitySnapshot.objects.filter(bot_id=self.bot_id, time__lte=self.time).exclude(pk=self.pk)
+        recent = list(earlier.order_by("-time", "-pk").values("market_clock", "market_time")[:1])
+        latest = recent[0] if recent else None
+        anchor_row = latest
+        if latest is not None and latest["market_time"] is None:
+            anchor_row = (
+                earlier.filter(market_time__isnull=False)
+                .order_by("-time", "-pk")
+                .values("market_clock", "market_time")
+                .first()
+            )
+        latest_clock = None if latest is None else latest["market_clock"]
+        self.market_clock = statistics.advance_clock(
+            latest_clock=latest_clock,
+            anchor=None
+            if anchor_row is None or anchor_row["market_time"] is None
+            else (anchor_row["market_clock"], to_epoch_seconds(anchor_row["market_time"])),
+            market_seconds=None if self.market_time is None else to_epoch_seconds(self.market_time),
+            wall_seconds=to_epoch_seconds(self.time),
+            step_seconds=timeframe_seconds(self.bot.timeframe),
+        )
+        self.grid_level = statistics.grid_level(previous_clock=latest_clock, clock=self.market_clock)
+        if self.benchmark is None and self.prices:
+            first = earlier.filter(prices__isnull=False).order_by("time", "pk").values_list("prices", flat=True).first()
+            self.benchmark = statistics.buy_and_hold_index(
+                symbols=list(self.bot.symbols), prices=self.prices, first_prices=first or self.prices
+            )
 
 
 class AccountAdjustment(AppendOnlyModel):

@@ -22,10 +22,13 @@ LINKS = {
     "bots": "bot-list",
     "cycles": "cycle-list",
     "leaderboard": "leaderboard",
+    "analytics": "analytics",
+    "arena": "arena",
     "catalog": "catalog",
     "positions": "position-list",
     "orders": "order-list",
     "fills": "fill-list",
+    "round_trips": "round-trip-list",
     "exchange_accounts": "exchange-account-list",
     "alerts": "alert-list",
 }

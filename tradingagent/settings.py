@@ -283,6 +283,9 @@ REPLAY_CANDLE_SECONDS = env_int("REPLAY_CANDLE_SECONDS", 15, minimum=1)
 MARKET_DATA_CANDLES = env_int("MARKET_DATA_CANDLES", 200, minimum=60)
 # ccxt feed: exchanges offered when a bot's symbols are validated without naming one.
 MARKET_DATA_EXCHANGES = env_list("MARKET_DATA_EXCHANGES", ["binance", "coinbase", "kraken"])
+# Where the LLM bill (USD) finds a dollar rate of a bot's quote currency when the bot's own
+# exchange has none (marketdata.rates): e.g. BTC/USD on Coinbase for a Binance ETH/BTC bot.
+LLM_COST_RATE_EXCHANGES = env_list("LLM_COST_RATE_EXCHANGES", ["coinbase"])
 PAPER_FEE_BPS = env_decimal("PAPER_FEE_BPS", "5", minimum=Decimal(0))
 PAPER_SLIPPAGE_BPS = env_decimal("PAPER_SLIPPAGE_BPS", "2", minimum=Decimal(0))
 BOT_MAX_CONSECUTIVE_FAILURES = env_int("BOT_MAX_CONSECUTIVE_FAILURES", 5, minimum=1)
@@ -430,9 +433,6 @@ STATICFILES_DIRS = [BASE_DIR / "static"]
 # files collected into STATIC_ROOT are served too.
 WHITENOISE_USE_FINDERS = True
 WHITENOISE_AUTOREFRESH = DEBUG
-# Most points of an equity curve the performance endpoint returns; longer series are thinned
-# evenly (first and last point kept), so a year of 15-second cycles stays a small response.
-PERFORMANCE_MAX_POINTS = env_int("PERFORMANCE_MAX_POINTS", 500, minimum=10)
 
 # --- Logins: throttle, lockout, second factor, registration -------------------------------------
 # Every login (the admin, the dashboard's /login/, the API's token endpoint) goes through

@@ -17,6 +17,7 @@ from rest_framework import serializers
 
 from bots import rules
 from bots.models import Bot, Cycle, LLMCall
+from bots.performance import Leaderboard, ModelRow, Performance
 from bots.rules import (
     MAX_INTERVAL_SECONDS,
     MAX_STARTING_CAPITAL,
@@ -25,7 +26,6 @@ from bots.rules import (
     MIN_INTERVAL_SECONDS,
     MIN_STARTING_CAPITAL,
 )
-from bots.selectors import Performance
 from bots.services import EDITABLE_FIELDS
 from trading.models import ExchangeAccount, Order
 from trading.selectors import AccountMarks
@@ -212,16 +212,38 @@ class PeriodQuerySerializer(serializers.Serializer[Any]):
 
 class EquityPointSerializer(serializers.Serializer[Any]):
     time = serializers.DateTimeField()
+    market_time = serializers.DateTimeField(allow_null=True)
     equity = serializers.DecimalField(max_digits=30, decimal_places=12)
+
+
+def _pct_field(help_text: str = "", **kwargs: Any) -> serializers.DecimalField:
+    return serializers.DecimalField(max_digits=30, decimal_places=4, allow_null=True, help_text=help_text, **kwargs)
+
+
+def _interval_field(help_text: str, **kwargs: Any) -> serializers.ListField:
+    return serializers.ListField(
+        child=serializers.DecimalField(max_digits=30, decimal_places=4, allow_null=True),
+        min_length=2,
+        max_length=2,
+        allow_null=True,
+        help_text=help_text,
+        **kwargs,
+    )
+
+
+CI_HELP = "95 % stationary-bootstrap interval [low, high]; null below 30 periods"
 
 
 class PerformanceSerializer(serializers.Serializer[Performance]):
+    """A bot over one window. Money is in `quote_currency`, except `llm_cost` (USD)."""
+
     bot_id = serializers.IntegerField()
     period = serializers.CharField()
-    since = serializers.DateTimeField(allow_null=True)
+    since = serializers.DateTimeField(allow_null=True, help_text="the window's start (null: the bot's start)")
+    quote_currency = serializers.CharField()
     start_equity = serializers.DecimalField(max_digits=30, decimal_places=12)
-    equity = serializers.DecimalField(max_digits=30, decimal_places=12)
-    return_pct = serializers.DecimalField(max_digits=30, decimal_places=4)
+    equity = serializers.DecimalField(max_digits=30, decimal_places=12, help_text="marked to the latest prices")
+    return_pct = _pct_field("equity change over the window, net of fees (before the LLM bill)")
     total_pnl = serializers.DecimalField(max_digits=30, decimal_places=12, help_text="realized + unrealized")
     realized_pnl = serializers.DecimalField(
         max_digits=30, decimal_places=12, help_text="of positions closed in the period, gross"
@@ -230,29 +252,52 @@ class PerformanceSerializer(serializers.Serializer[Performance]):
         max_digits=30, decimal_places=12, help_text="of open positions at the latest price"
     )
     fees = serializers.DecimalField(max_digits=30, decimal_places=12)
-    llm_cost = serializers.DecimalField(max_digits=30, decimal_places=12)
-    net_pnl = serializers.DecimalField(max_digits=30, decimal_places=12, help_text="total PnL − fees − LLM cost")
+    llm_cost = serializers.DecimalField(max_digits=30, decimal_places=12, help_text="USD")
+    llm_cost_quote = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        allow_null=True,
+        help_text="the LLM bill in the quote currency at each call's recorded rate; null if a call had no rate",
+    )
+    net_pnl = serializers.DecimalField(
+        max_digits=30,
+        decimal_places=12,
+        allow_null=True,
+        help_text="equity change less the LLM bill, in the quote currency (fees are in the equity); "
+        "null when the bill could not be converted",
+    )
+    net_return_pct = _pct_field("net PnL over the value at the window's start")
+    net_return_ci = _interval_field(CI_HELP)
+    sharpe = serializers.DecimalField(
+        max_digits=20,
+        decimal_places=4,
+        allow_null=True,
+        help_text="annualised from the market-time grid, risk-free rate 0; null below 30 periods",
+    )
+    sharpe_ci = _interval_field(CI_HELP)
+    sortino = serializers.DecimalField(max_digits=20, decimal_places=4, allow_null=True)
+    max_drawdown_pct = _pct_field("on the grid, of the net value")
+    benchmark_return_pct = _pct_field("buy-and-hold of the bot's symbols (equal weights) over the same window")
+    excess_return_vs_buy_and_hold_pct = _pct_field("net return − buy-and-hold return")
+    excess_return_ci = _interval_field(CI_HELP + " (paired: the same periods of both)")
+    verdict = serializers.CharField(help_text='e.g. "not distinguishable from buy-and-hold"')
+    periods = serializers.IntegerField(help_text="grid periods in the window")
+    grid = serializers.CharField(allow_null=True, help_text="the market-time grid's period, e.g. 1h")
+    market_start = serializers.DateTimeField(allow_null=True, help_text="market time at the window's start")
+    market_end = serializers.DateTimeField(allow_null=True, help_text="market time of the latest mark")
     win_rate = serializers.DecimalField(
         max_digits=7, decimal_places=2, allow_null=True, help_text="% of closed trades with a positive net PnL"
     )
-    trades = serializers.IntegerField(help_text="positions closed in the period")
+    trades = serializers.IntegerField(help_text="positions closed in the period (round trips)")
     fills = serializers.IntegerField()
-    max_drawdown_pct = serializers.DecimalField(max_digits=12, decimal_places=4)
-    sharpe = serializers.DecimalField(
-        max_digits=20, decimal_places=4, allow_null=True, help_text="annualised, risk-free rate 0"
-    )
     cycles = serializers.IntegerField(help_text="cycles that asked the decision maker")
     invalid_outputs = serializers.IntegerField()
     invalid_output_rate = serializers.DecimalField(max_digits=12, decimal_places=4, allow_null=True)
-    equity_series = serializers.SerializerMethodField()
-
-    @extend_schema_field(EquityPointSerializer(many=True))
-    def get_equity_series(self, performance: Performance) -> list[dict[str, Any]]:
-        return [{"time": time.isoformat(), "equity": str(equity)} for time, equity in performance.equity_series]
+    equity_series = EquityPointSerializer(many=True, help_text="the equity on the market-time grid")
 
 
 class LeaderboardRowSerializer(serializers.Serializer[Any]):
-    rank = serializers.IntegerField()
+    rank = serializers.IntegerField(allow_null=True, help_text="null: cannot be ranked (see unranked_reason)")
     bot_id = serializers.IntegerField(source="bot.pk")
     name = serializers.CharField(source="bot.name")
     provider = serializers.CharField(source="bot.provider")
@@ -264,17 +309,145 @@ class LeaderboardRowSerializer(serializers.Serializer[Any]):
         source="bot.quote_currency", help_text="the account's currency: equity and PnL are in it"
     )
     equity = serializers.DecimalField(source="performance.equity", max_digits=30, decimal_places=12)
-    return_pct = serializers.DecimalField(source="performance.return_pct", max_digits=30, decimal_places=4)
-    net_pnl = serializers.DecimalField(source="performance.net_pnl", max_digits=30, decimal_places=12)
+    return_pct = _pct_field(source="performance.return_pct")
+    net_return_pct = _pct_field(
+        "after fees and the LLM bill: what the ranking uses", source="performance.net_return_pct"
+    )
+    net_return_ci = _interval_field(CI_HELP, source="performance.net_return_ci")
+    net_pnl = serializers.DecimalField(source="performance.net_pnl", max_digits=30, decimal_places=12, allow_null=True)
     fees = serializers.DecimalField(source="performance.fees", max_digits=30, decimal_places=12)
-    llm_cost = serializers.DecimalField(source="performance.llm_cost", max_digits=30, decimal_places=12)
+    llm_cost = serializers.DecimalField(
+        source="performance.llm_cost", max_digits=30, decimal_places=12, help_text="USD"
+    )
+    llm_cost_quote = serializers.DecimalField(
+        source="performance.llm_cost_quote", max_digits=30, decimal_places=12, allow_null=True
+    )
     sharpe = serializers.DecimalField(source="performance.sharpe", max_digits=20, decimal_places=4, allow_null=True)
-    max_drawdown_pct = serializers.DecimalField(source="performance.max_drawdown_pct", max_digits=12, decimal_places=4)
+    sharpe_ci = _interval_field(CI_HELP, source="performance.sharpe_ci")
+    sortino = serializers.DecimalField(source="performance.sortino", max_digits=20, decimal_places=4, allow_null=True)
+    max_drawdown_pct = _pct_field(source="performance.max_drawdown_pct")
+    benchmark_return_pct = _pct_field(source="performance.benchmark_return_pct")
+    excess_return_vs_buy_and_hold_pct = _pct_field(source="performance.excess_return_vs_buy_and_hold_pct")
+    excess_return_ci = _interval_field(CI_HELP, source="performance.excess_return_ci")
+    verdict = serializers.CharField(source="performance.verdict")
+    periods = serializers.IntegerField(source="performance.periods")
+    grid = serializers.CharField(source="performance.grid", allow_null=True)
+    market_start = serializers.DateTimeField(source="performance.market_start", allow_null=True)
+    market_end = serializers.DateTimeField(source="performance.market_end", allow_null=True)
     win_rate = serializers.DecimalField(source="performance.win_rate", max_digits=7, decimal_places=2, allow_null=True)
     trades = serializers.IntegerField(source="performance.trades")
     invalid_output_rate = serializers.DecimalField(
         source="performance.invalid_output_rate", max_digits=12, decimal_places=4, allow_null=True
     )
+    unranked_reason = serializers.CharField(source="performance.unranked_reason")
+
+
+class NotStartedSerializer(serializers.Serializer[Bot]):
+    bot_id = serializers.IntegerField(source="pk")
+    name = serializers.CharField()
+    provider = serializers.CharField()
+    provider_name = serializers.CharField(source="get_provider_display")
+    model = serializers.CharField()
+    status = serializers.CharField()
+
+
+class ModelRowSerializer(serializers.Serializer[ModelRow]):
+    rank = serializers.IntegerField(allow_null=True)
+    provider = serializers.CharField()
+    provider_name = serializers.CharField()
+    model = serializers.CharField()
+    is_baseline = serializers.BooleanField()
+    bots = serializers.IntegerField(help_text="ranked bots averaged (equal weights)")
+    net_return_pct = _pct_field()
+    net_return_ci = _interval_field(CI_HELP + "; from the bots' averaged replicates")
+    sharpe = serializers.DecimalField(max_digits=20, decimal_places=4, allow_null=True)
+    sharpe_ci = _interval_field(CI_HELP)
+    max_drawdown_pct = _pct_field()
+    excess_return_vs_buy_and_hold_pct = _pct_field()
+    excess_return_ci = _interval_field(CI_HELP)
+    verdict = serializers.CharField()
+    periods = serializers.IntegerField(help_text="the fewest periods of its bots")
+
+
+class LeaderboardSerializer(serializers.Serializer[Leaderboard]):
+    """Bots ranked by net return over one window; bots that never completed a trading cycle are
+    listed apart, never ranked; per model as well as per bot."""
+
+    period = serializers.CharField()
+    window_start = serializers.DateTimeField(allow_null=True)
+    window_end = serializers.DateTimeField()
+    rows = LeaderboardRowSerializer(many=True)
+    not_started = NotStartedSerializer(many=True)
+    models = ModelRowSerializer(many=True)
+
+
+class TradeStatsSerializer(serializers.Serializer[Any]):
+    round_trips = serializers.IntegerField()
+    win_rate = serializers.DecimalField(max_digits=7, decimal_places=2, allow_null=True)
+    avg_holding_seconds = serializers.IntegerField(allow_null=True, help_text="market time")
+    median_holding_seconds = serializers.IntegerField(allow_null=True, help_text="market time")
+    long_pct = serializers.DecimalField(max_digits=7, decimal_places=2, allow_null=True)
+    short_pct = serializers.DecimalField(max_digits=7, decimal_places=2, allow_null=True)
+    avg_leverage = serializers.DecimalField(max_digits=8, decimal_places=2, allow_null=True)
+    avg_confidence = serializers.DecimalField(max_digits=6, decimal_places=3, allow_null=True)
+    biggest_win_pct = _pct_field("net PnL on margin")
+    biggest_loss_pct = _pct_field("net PnL on margin")
+    biggest_win = serializers.DecimalField(max_digits=30, decimal_places=12, allow_null=True, help_text="bots only")
+    biggest_loss = serializers.DecimalField(max_digits=30, decimal_places=12, allow_null=True, help_text="bots only")
+    fees_pct_of_gross = serializers.DecimalField(
+        max_digits=30, decimal_places=2, allow_null=True, help_text="fees / |gross PnL| of the round trips"
+    )
+
+
+class AnalyticsSerializer(serializers.Serializer[Any]):
+    trades = TradeStatsSerializer()
+    decisions = serializers.IntegerField()
+    invalid_outputs = serializers.IntegerField()
+    invalid_output_rate = _pct_field()
+    llm_cost = serializers.DecimalField(max_digits=30, decimal_places=12, help_text="USD")
+    llm_cost_per_decision = serializers.DecimalField(max_digits=30, decimal_places=6, allow_null=True, help_text="USD")
+    llm_cost_per_round_trip = serializers.DecimalField(
+        max_digits=30, decimal_places=6, allow_null=True, help_text="USD"
+    )
+    quote_currency = serializers.CharField(allow_null=True, help_text="of the money figures (null: mixed)")
+
+
+class BotAnalyticsSerializer(serializers.Serializer[Any]):
+    bot_id = serializers.IntegerField(source="bot.pk")
+    name = serializers.CharField(source="bot.name")
+    provider = serializers.CharField(source="bot.provider")
+    model = serializers.CharField(source="bot.model")
+    analytics = AnalyticsSerializer()
+
+
+class ModelAnalyticsSerializer(serializers.Serializer[Any]):
+    provider = serializers.CharField()
+    provider_name = serializers.CharField()
+    model = serializers.CharField()
+    bots = serializers.IntegerField()
+    analytics = AnalyticsSerializer()
+
+
+class AnalyticsResponseSerializer(serializers.Serializer[Any]):
+    period = serializers.CharField()
+    bots = BotAnalyticsSerializer(many=True)
+    models = ModelAnalyticsSerializer(many=True)
+
+
+class ArenaLineSerializer(serializers.Serializer[Any]):
+    bot_id = serializers.IntegerField(source="bot.pk")
+    name = serializers.CharField(source="bot.name")
+    is_baseline = serializers.SerializerMethodField()
+    points = serializers.SerializerMethodField(
+        help_text="[market seconds since the window began, % return of the account value]"
+    )
+
+    def get_is_baseline(self, line: Any) -> bool:
+        return bool(line.bot.provider == Bot.Provider.BASELINE)
+
+    @extend_schema_field(serializers.ListField(child=serializers.ListField()))
+    def get_points(self, line: Any) -> list[list[Any]]:
+        return [[seconds, f"{value:f}"] for seconds, value in line.points]
 
 
 class CandleSerializer(serializers.Serializer[Any]):

@@ -9,6 +9,8 @@ router.register("cycles", views.CycleViewSet, basename="cycle")
 
 urlpatterns = [
     path("leaderboard/", views.LeaderboardView.as_view(), name="leaderboard"),
+    path("analytics/", views.AnalyticsView.as_view(), name="analytics"),
+    path("arena/", views.ArenaView.as_view(), name="arena"),
     path("catalog/", views.CatalogView.as_view(), name="catalog"),
     *router.urls,
 ]

@@ -9,13 +9,16 @@ from django.db.models import QuerySet
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.generics import get_object_or_404
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from bots import selectors, services
+from bots import performance, selectors, services
 from bots.api.filters import CycleFilter
 from bots.api.serializers import (
+    AnalyticsResponseSerializer,
+    ArenaLineSerializer,
     BotSerializer,
     BotStartSerializer,
     CandleQuerySerializer,
@@ -23,13 +26,18 @@ from bots.api.serializers import (
     CatalogSerializer,
     CycleDetailSerializer,
     CycleListSerializer,
-    LeaderboardRowSerializer,
+    LeaderboardSerializer,
     PerformanceSerializer,
     PeriodQuerySerializer,
     StopResultSerializer,
 )
 from bots.models import Bot, Cycle
+from core.api import JSONErrors
 from marketdata.exceptions import FeedError
+from trading import selectors as trading_selectors
+from trading.api.filters import RoundTripFilter
+from trading.api.serializers import RoundTripSerializer
+from trading.api.views import CSV_PARAMETER, ROUND_TRIP_RENDERERS, round_trips_response
 
 logger = logging.getLogger(__name__)
 
@@ -38,13 +46,18 @@ PERIOD_PARAMETER = OpenApiParameter(
 )
 
 
-class BotViewSet(viewsets.ModelViewSet[Bot]):
+class BotViewSet(JSONErrors, viewsets.ModelViewSet[Bot]):
     """Your bots. Create and edit the configuration; drive them with start, pause and stop."""
 
     serializer_class = BotSerializer
     filterset_fields = ["status", "provider", "mode"]
+    # Set by the round-trips action (its filters are the round trips', not the bots').
+    filterset_class: type[Any] | None = None
 
-    def get_queryset(self) -> QuerySet[Bot]:
+    def get_queryset(self) -> QuerySet[Any]:
+        if self.action == "round_trips":
+            # The action lists positions (its filters and schema are the round trips').
+            return trading_selectors.positions_of(user=self.request.user)
         # The account's state (cash, marks) is serialized with the bot: joined, not a query per bot.
         bots = selectors.bots_of(user=self.request.user).select_related("account")
         return selectors.with_market_time(bots).order_by("name", "pk")
@@ -129,13 +142,31 @@ class BotViewSet(viewsets.ModelViewSet[Bot]):
     @extend_schema(parameters=[PERIOD_PARAMETER], responses={200: PerformanceSerializer})
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
     def performance(self, request: Request, pk: str | None = None) -> Response:
-        """Equity series, PnL (total, realized, unrealized), fees, LLM cost, net PnL, win rate,
-        trades, max drawdown and Sharpe over the period."""
+        """The bot over the period's window: equity on the market-time grid, PnL, fees, the LLM
+        bill (USD and converted), net return and Sharpe with 95 % intervals, max drawdown, and
+        the excess return over buy-and-hold of its symbols."""
         bot = self.get_object()
         query = PeriodQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        performance = selectors.bot_performance(bot=bot, period=query.validated_data["period"])
-        return Response(PerformanceSerializer(performance).data)
+        figures = performance.bot_performance(bot=bot, period=query.validated_data["period"])
+        return Response(PerformanceSerializer(figures).data)
+
+    @extend_schema(parameters=[CSV_PARAMETER], responses={200: RoundTripSerializer(many=True)})
+    @action(
+        detail=True,
+        methods=["get"],
+        url_path="round-trips",
+        filterset_class=RoundTripFilter,
+        renderer_classes=ROUND_TRIP_RENDERERS,
+    )
+    def round_trips(self, request: Request, pk: str | None = None) -> Response:
+        """The bot's round trips (completed trades), newest close first; `?format=csv` exports them."""
+        bot = get_object_or_404(selectors.bots_of(user=request.user), pk=pk)
+        return round_trips_response(
+            self,  # type: ignore[arg-type]
+            self.get_queryset().filter(bot=bot),
+            filename=f"round-trips-bot-{bot.pk}.csv",
+        )
 
     @extend_schema(parameters=[CandleQuerySerializer], responses={200: CandleSerializer(many=True)})
     @action(detail=True, methods=["get"], filter_backends=[], pagination_class=None)
@@ -168,14 +199,43 @@ class CycleViewSet(viewsets.ReadOnlyModelViewSet[Cycle]):
 
 
 class LeaderboardView(APIView):
-    """Your bots ranked by return, rule baselines included, with the figures that compare them."""
+    """Your bots ranked by net return (after fees and the LLM bill) over one market-time window,
+    rule baselines included: Sharpe and net return with 95 % bootstrap intervals, max drawdown,
+    excess return over buy-and-hold; per bot and per model. Bots that never completed a trading
+    cycle are listed apart (`not_started`)."""
 
-    @extend_schema(parameters=[PERIOD_PARAMETER], responses={200: LeaderboardRowSerializer(many=True)})
+    @extend_schema(parameters=[PERIOD_PARAMETER], responses={200: LeaderboardSerializer})
     def get(self, request: Request) -> Response:
         query = PeriodQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
-        rows = selectors.leaderboard(user=request.user, period=query.validated_data["period"])
-        return Response(LeaderboardRowSerializer(rows, many=True).data)
+        board = performance.leaderboard(user=request.user, period=query.validated_data["period"])
+        return Response(LeaderboardSerializer(board).data)
+
+
+class AnalyticsView(APIView):
+    """Per bot and per model: win rate, holding times, long/short mix, leverage, confidence,
+    biggest win and loss, fees against gross PnL, decisions, invalid outputs, LLM cost per
+    decision and per round trip."""
+
+    @extend_schema(parameters=[PERIOD_PARAMETER], responses={200: AnalyticsResponseSerializer})
+    def get(self, request: Request) -> Response:
+        query = PeriodQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        period = query.validated_data["period"]
+        bots, models = performance.analytics(user=request.user, period=period)
+        return Response(AnalyticsResponseSerializer({"period": period, "bots": bots, "models": models}).data)
+
+
+class ArenaView(APIView):
+    """Every started bot's account value as % return over the window, on market time elapsed
+    since the window began (the arena chart)."""
+
+    @extend_schema(parameters=[PERIOD_PARAMETER], responses={200: ArenaLineSerializer(many=True)})
+    def get(self, request: Request) -> Response:
+        query = PeriodQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        lines = performance.arena(user=request.user, period=query.validated_data["period"])
+        return Response(ArenaLineSerializer(lines, many=True).data)
 
 
 class CatalogView(APIView):

@@ -87,4 +87,9 @@ def test_filtering_by_another_users_bot(other_api, owned, resource):
 
 
 def test_leaderboard_and_performance_stay_private(other_api, owned):
-    assert other_api.get("/api/leaderboard/").json() == []
+    board = other_api.get("/api/leaderboard/").json()
+    assert board["rows"] == [] and board["not_started"] == [] and board["models"] == []
+    assert other_api.get("/api/analytics/").json()["bots"] == []
+    assert other_api.get("/api/arena/").json() == []
+    assert other_api.get("/api/round-trips/").json()["results"] == []
+    assert other_api.get(f"/api/bots/{owned['bots']}/round-trips/").status_code == 404

@@ -131,6 +131,8 @@ BUSINESS_RULES: dict[str, dict[str, str]] = {
         f"GET /api/{collection}/": {"bot": OWN_IDS, "order": OWN_IDS}
         for collection in ("alerts", "cycles", "orders", "fills", "positions")
     },
+    "GET /api/round-trips/": {"bot": OWN_IDS},
+    "GET /api/bots/{id}/round-trips/": {"bot": OWN_IDS},
     "POST /api/bots/": {
         # Decimals are strings on the wire, so their bounds cannot be a JSON-schema minimum/maximum.
         **dict.fromkeys(

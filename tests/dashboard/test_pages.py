@@ -118,7 +118,7 @@ def test_bot_page_and_ownership(browser, user, other_user):
         'id="price-chart"',
         'id="equity-chart"',
         'id="positions-table"',
-        'id="trades-table"',
+        'id="round-trips-table"',
         'id="timeline"',
     ):
         assert anchor in html
@@ -131,7 +131,12 @@ def test_leaderboard_page(browser, user):
 
     html = browser.get("/leaderboard/").content.decode()
 
-    assert "winner" in html and "idle" in html and "baseline" in html
+    assert "winner" in html and "baseline" in html
+    # Never ranked: listed apart.
+    ranked, _, apart = html.partition('id="not-started"')
+    assert "idle" not in ranked.split('id="leaderboard-table"')[1] and "idle" in apart
+    for anchor in ('id="arena-chart"', 'id="models-table"', 'id="analytics-table"'):
+        assert anchor in html
 
 
 @pytest.mark.parametrize(
@@ -253,7 +258,7 @@ def test_trades_are_labelled_closed_trades_on_the_bot_page_and_the_leaderboard(b
 
     for html in (browser.get(f"/bots/{bot.pk}/").content.decode(), browser.get("/leaderboard/").content.decode()):
         assert "Closed trades" in html and "Round trips" in html
-        assert ">Trades<" not in html.replace("<h2>Trades</h2>", "")  # the fills table keeps its title
+        assert ">Trades<" not in html
 
 
 def test_amounts_and_percentages_have_2_decimals_on_every_page(browser, user):
@@ -268,12 +273,14 @@ def test_amounts_and_percentages_have_2_decimals_on_every_page(browser, user):
     row = re.search(r"<tr data-bot-id=.*?</tr>", board, re.S)
     assert row
     cells = [re.sub(r"<[^>]+>", "", cell) for cell in re.findall(r'<td class="num[^"]*">(.*?)</td>', row.group(0))]
-    ret, net_pnl, sharpe, drawdown, win_rate, trades, invalid = cells
+    ret, sharpe, drawdown, excess, net_pnl, llm_cost, periods, trades, win_rate, invalid = cells
     assert re.fullmatch(r"-?\d+\.\d{2}%", ret) and ret != "-0.00%"
-    # With its unit: bots in different currencies share the table.
+    # With its unit: bots in different currencies share the table; the LLM bill is in dollars.
     assert re.fullmatch(r"-?\d{1,3}(,\d{3})*\.\d{2} USD", net_pnl)
+    assert llm_cost == "0.0000 USD"
     assert sharpe == "–" or re.fullmatch(r"-?\d+\.\d{2}", sharpe)
-    assert re.fullmatch(r"\d+\.\d{2}%", drawdown)
+    assert re.fullmatch(r"\d+\.\d{2}%", drawdown) and re.fullmatch(r"-?\d+\.\d{2}%", excess)
+    assert re.fullmatch(r"1 × 1h", periods)
     assert win_rate == "–" and trades == "0"
 
 

@@ -9,6 +9,7 @@ from drf_spectacular.utils import extend_schema_field
 
 from bots.api.filters import BotFilter, StrictBooleanFilter, UTCDateTimeFilter
 from trading.models import ExchangeAccount, Fill, Order, Position
+from trading.round_trips import CLOSE_REASONS_OF, EXIT_REASON_CHOICES
 
 MAX_ID = 2**63 - 1
 
@@ -89,3 +90,23 @@ class ExchangeAccountFilter(django_filters.FilterSet):
     class Meta:
         model = ExchangeAccount
         fields = ["exchange", "testnet"]
+
+
+class RoundTripFilter(django_filters.FilterSet):
+    """Round trips (closed positions): by bot, market, side, exit reason and close time."""
+
+    bot = BotFilter()
+    symbol = django_filters.CharFilter(max_length=40)
+    side = django_filters.ChoiceFilter(choices=Position.Side.choices)
+    exit_reason = django_filters.ChoiceFilter(
+        choices=[(reason, reason) for reason in EXIT_REASON_CHOICES], method="filter_exit_reason"
+    )
+    since = UTCDateTimeFilter(field_name="closed_at", lookup_expr="gte", help_text="closed at or after")
+    until = UTCDateTimeFilter(field_name="closed_at", lookup_expr="lt", help_text="closed before")
+
+    class Meta:
+        model = Position
+        fields = ["bot", "symbol", "side", "exit_reason", "since", "until"]
+
+    def filter_exit_reason(self, queryset: QuerySet[Position], name: str, value: str) -> QuerySet[Position]:
+        return queryset.filter(close_reason__in=CLOSE_REASONS_OF.get(value, []))

@@ -12,6 +12,7 @@ from rest_framework import serializers
 from bots.services import exchange_account_update
 from core.api import unique_for_owner
 from trading.models import ExchangeAccount, Fill, Order, Position
+from trading.round_trips import EXIT_REASON_CHOICES
 from trading.selectors import PositionMark
 
 # A Decimal the API returns as a fixed-point string (like every DecimalField), or null before the
@@ -232,3 +233,37 @@ class ExchangeAccountSerializer(serializers.ModelSerializer[ExchangeAccount]):
 
     def update(self, instance: ExchangeAccount, validated_data: dict[str, Any]) -> ExchangeAccount:
         return exchange_account_update(account=instance, data=validated_data)
+
+
+class RoundTripSerializer(serializers.Serializer[Any]):
+    """A completed trade: the position's opening and closing fills. Money in `quote_currency`."""
+
+    position_id = serializers.IntegerField()
+    bot_id = serializers.IntegerField()
+    symbol = serializers.CharField()
+    side = serializers.CharField()
+    quantity = serializers.DecimalField(max_digits=36, decimal_places=12, help_text="base units")
+    leverage = serializers.DecimalField(max_digits=6, decimal_places=2)
+    entry_price = serializers.DecimalField(max_digits=30, decimal_places=12)
+    exit_price = serializers.DecimalField(max_digits=30, decimal_places=12)
+    opened_at = serializers.DateTimeField()
+    closed_at = serializers.DateTimeField()
+    opened_market_time = serializers.DateTimeField(allow_null=True)
+    closed_market_time = serializers.DateTimeField(allow_null=True)
+    holding_seconds = serializers.IntegerField(help_text="wall clock")
+    holding_market_seconds = serializers.IntegerField(
+        allow_null=True, help_text="market time (null when unknown or when the replay looped)"
+    )
+    quote_currency = serializers.CharField()
+    margin = serializers.DecimalField(max_digits=30, decimal_places=12)
+    gross_pnl = serializers.DecimalField(max_digits=30, decimal_places=12)
+    fees = serializers.DecimalField(max_digits=30, decimal_places=12, help_text="entry and exit")
+    net_pnl = serializers.DecimalField(max_digits=30, decimal_places=12, help_text="gross − fees")
+    return_pct = serializers.DecimalField(
+        max_digits=30, decimal_places=4, allow_null=True, help_text="net PnL on the margin, %"
+    )
+    exit_reason = serializers.ChoiceField(choices=EXIT_REASON_CHOICES + ["unknown"])
+    confidence = serializers.DecimalField(max_digits=4, decimal_places=3, allow_null=True)
+    thesis = serializers.CharField(help_text="the reasoning it was opened with")
+    invalidation = serializers.CharField(help_text="what would prove the thesis wrong")
+    opened_cycle_id = serializers.IntegerField(allow_null=True)

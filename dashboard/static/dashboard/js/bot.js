@@ -1,5 +1,6 @@
-// A bot's page: price chart with its entries and exits, equity curve, figures, open positions,
-// trades and the cycle timeline with the model's reasoning; live over the bot's stream.
+// A bot's page: price chart with its entries and exits, equity curve, figures with their 95 %
+// intervals, open positions, round trips (with the thesis and why they closed) and the cycle
+// timeline with the model's reasoning; live over the bot's stream.
 import { CandlestickSeries, ColorType, LineSeries, createChart, createSeriesMarkers } from "lightweight-charts";
 import { Stream } from "./stream.js";
 import {
@@ -132,19 +133,32 @@ function showEquity(equity) {
   signClass(stat("pnl"), pnl);
 }
 
+function interval(ci, format) {
+  return ci ? `95 %: ${format(ci[0])} … ${format(ci[1])}` : "";
+}
+
 async function loadPerformance() {
   const p = await api(`/api/bots/${botId}/performance/?period=${periodSelect.value}`);
   showEquity(p.equity);
   stat("return_pct").textContent = fmtPct(p.return_pct);
   signClass(stat("return_pct"), p.return_pct);
+  stat("net_return_pct").textContent = fmtPct(p.net_return_pct);
+  signClass(stat("net_return_pct"), p.net_return_pct);
+  stat("net_return_ci").textContent = interval(p.net_return_ci, (v) => fmtPct(v));
   stat("net_pnl").textContent = fmtMoney(p.net_pnl, quote);
   signClass(stat("net_pnl"), p.net_pnl);
   stat("fees").textContent = fmtMoney(p.fees, quote);
-  stat("llm_cost").textContent = fmt(p.llm_cost, 4); // dollars, in fractions of a cent per call
+  stat("llm_cost").textContent = `$${fmt(p.llm_cost, 4)}`; // dollars, in fractions of a cent per call
+  stat("llm_cost_quote").textContent = quote === "USD" ? "" : p.llm_cost_quote === null ? `no ${quote} rate` : `${fmt(p.llm_cost_quote, 8)} ${quote}`;
   stat("win_rate").textContent = fmtPct(p.win_rate, 1);
   stat("trades").textContent = p.trades;
   stat("max_drawdown_pct").textContent = fmtPct(p.max_drawdown_pct);
+  stat("periods").textContent = p.grid ? `${p.periods} periods of ${p.grid} (market time)` : "";
   stat("sharpe").textContent = p.sharpe === null ? "–" : fmt(p.sharpe);
+  stat("sharpe_ci").textContent = p.sharpe === null ? `from ${30} periods (${p.periods} so far)` : interval(p.sharpe_ci, (v) => fmt(v));
+  stat("excess").textContent = fmtPct(p.excess_return_vs_buy_and_hold_pct);
+  signClass(stat("excess"), p.excess_return_vs_buy_and_hold_pct);
+  stat("verdict").textContent = [interval(p.excess_return_ci, (v) => fmtPct(v)), p.verdict].filter(Boolean).join(" · ");
   const points = equityPoints(p.equity_series);
   equitySeries.setData(points);
   lastEquityTime = points.length ? points[points.length - 1].time : 0;
@@ -176,32 +190,45 @@ async function loadPositions() {
   );
 }
 
-function tradeRow(fill) {
-  const intent = fill.intent ?? intents.get(fill.order) ?? "–";
-  return el("tr", { dataset: { fillId: fill.id, orderId: fill.order } },
-    el("td", {}, fmtTime(fill.created_at)), el("td", {}, fill.symbol),
-    el("td", { class: fill.side === "buy" ? "pos" : "neg" }, fill.side), el("td", { dataset: { field: "intent" } }, intent.replace("_", " ")),
-    el("td", { class: "num" }, fmtQty(fill.quantity)), el("td", { class: "num" }, fmtPrice(fill.price, decimalsOf(fill.symbol))),
-    el("td", { class: "num" }, fmtMoney(fill.fee, quote)));
+const EXIT_LABELS = { signal: "signal", stop_loss: "stop-loss", take_profit: "take-profit", liquidation: "liquidation", stop_command: "stop command", breaker: "breaker", manual: "manual" };
+
+function heldFor(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const d = Math.floor(seconds / 86400), h = Math.floor((seconds % 86400) / 3600), m = Math.floor((seconds % 3600) / 60);
+  return d ? `${d}d ${h}h` : h ? `${h}h ${m}m` : `${m}m`;
 }
 
+function roundTripRow(t) {
+  const decimals = decimalsOf(t.symbol);
+  const net = el("td", { class: "num" }, fmtMoney(t.net_pnl, quote), t.return_pct === null ? null : el("span", { class: "muted" }, ` ${fmtPct(t.return_pct, 1)}`));
+  signClass(net, t.net_pnl);
+  return el("tr", { dataset: { positionId: t.position_id } },
+    el("td", {}, fmtTime(t.closed_at)), el("td", {}, t.symbol),
+    el("td", { class: t.side === "long" ? "pos" : "neg" }, `${t.side} ${fmt(t.leverage, 0)}×`),
+    el("td", { class: "num" }, fmtQty(t.quantity)),
+    el("td", { class: "num" }, `${fmtPrice(t.entry_price, decimals)} → ${fmtPrice(t.exit_price, decimals)}`),
+    el("td", { class: "num", title: `wall clock ${heldFor(t.holding_seconds)}` }, heldFor(t.holding_market_seconds ?? t.holding_seconds)),
+    net,
+    el("td", { dataset: { field: "exit_reason" } }, EXIT_LABELS[t.exit_reason] ?? t.exit_reason),
+    el("td", { class: "thesis", title: t.invalidation ? `Invalidation: ${t.invalidation}` : "" }, t.thesis || "–"));
+}
+
+async function loadRoundTrips() {
+  const trips = results(await api(`/api/bots/${botId}/round-trips/?page_size=${MAX_TRADES}`));
+  const tbody = document.querySelector("#round-trips-table tbody");
+  if (!trips.length) emptyRow(tbody, "No closed trade yet.", 9);
+  else tbody.replaceChildren(...trips.map(roundTripRow));
+}
+
+// The fills mark entries and exits on the price chart.
 async function loadTrades() {
   fills = results(await api(`/api/fills/?bot=${botId}&page_size=500`));
-  const tbody = document.querySelector("#trades-table tbody");
-  if (!fills.length) emptyRow(tbody, "No trade yet.", 7);
-  else tbody.replaceChildren(...fills.slice(0, MAX_TRADES).map(tradeRow));
   renderMarkers();
 }
 
 function addTrade(fill) {
   if (fills.some((f) => f.id === fill.id)) return;
   fills.unshift(fill);
-  const tbody = document.querySelector("#trades-table tbody");
-  tbody.querySelector("tr.empty")?.remove();
-  const row = tradeRow(fill);
-  row.classList.add("flash");
-  tbody.prepend(row);
-  while (tbody.children.length > MAX_TRADES) tbody.lastElementChild.remove();
   // A fill on a candle the chart does not show yet (a stop between cycles): fetch it first.
   if (fill.symbol === symbolSelect.value && fill.market_time && seconds(fill.market_time) > (candleTimes.at(-1) ?? 0)) {
     refreshCandles();
@@ -281,6 +308,7 @@ async function loadCycles() {
 const refreshPositions = debounce(loadPositions, 150);
 const refreshPerformance = debounce(loadPerformance, 800);
 const refreshCandles = debounce(loadCandles, 150);
+const refreshRoundTrips = debounce(loadRoundTrips, 300);
 
 function onEvent({ event, data }) {
   switch (event) {
@@ -290,15 +318,14 @@ function onEvent({ event, data }) {
       break;
     case "order":
       intents.set(data.id, data.intent);
-      // The fill may have arrived first: complete its row.
-      document.querySelectorAll(`#trades-table tr[data-order-id="${data.id}"] [data-field="intent"]`)
-        .forEach((cell) => (cell.textContent = data.intent.replace("_", " ")));
+      renderMarkers();
       break;
     case "fill":
       // The stream names the order `order_id`, the API `order`.
       addTrade({ ...data, order: data.order ?? data.order_id });
       fillToast(data, botName, decimalsOf(data.symbol));
       refreshPerformance();
+      refreshRoundTrips();
       break;
     case "position":
       refreshPositions();
@@ -322,7 +349,7 @@ function onEvent({ event, data }) {
 }
 
 async function loadAll() {
-  await Promise.all([loadCandles(), loadPerformance(), loadPositions(), loadCycles()]);
+  await Promise.all([loadCandles(), loadPerformance(), loadPositions(), loadCycles(), loadRoundTrips()]);
   await loadTrades();
   document.body.dataset.loaded = "true";
 }

@@ -20,7 +20,7 @@ def remove(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("trading", "0003_books_append_only"),
+        ("trading", "0004_books_append_only"),
     ]
 
     operations = [migrations.RunPython(install, remove, elidable=False)]

@@ -20,8 +20,8 @@ def remove(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ("bots", "0006_books_append_only"),
-        ("trading", "0004_books_guard"),
+        ("bots", "0007_books_append_only"),
+        ("trading", "0005_books_guard"),
     ]
 
     operations = [migrations.RunPython(install, remove, elidable=False)]

@@ -1,0 +1,1 @@
+"""Benchmarks and fault drills; each script prints its figures (see the README's Benchmarks table)."""
