@@ -70,7 +70,8 @@ def run_cycle(*, bot_id: int, slot: datetime) -> Cycle:
     if not bot_lease_acquire(bot_id=bot_id, owner=owner):
         return _lease_taken(bot_id=bot_id, slot=slot, slot_key=slot_key)
     try:
-        bot = Bot.objects.select_related("exchange_account").get(pk=bot_id)
+        # The owner too: the LLM's budget per user and fair share are theirs (bots.rules).
+        bot = Bot.objects.select_related("exchange_account", "owner").get(pk=bot_id)
         cycle = _cycle_row(bot=bot, slot=slot)
         if cycle.status != Cycle.Status.RUNNING:
             logger.info("cycle %s of bot %s already %s", slot.isoformat(), bot_id, cycle.status)
@@ -338,11 +339,17 @@ class LiveControl:
         day_start = timezone.now().replace(hour=0, minute=0, second=0, microsecond=0)
         if alert_raised_since(bot_id=bot.pk, kind=AlertKind.RISK, since=day_start, payload_flag="llm_budget"):
             return  # once a day is enough
+        # The bot's own budget, or the operator's budget per user that all the owner's bots share.
+        whose = (
+            "your bots reached this platform's daily LLM limit per user"
+            if "your bots" in reason
+            else ("it reached its daily LLM budget")
+        )
         alert_raise(
             owner_id=bot.owner_id,
             bot_id=bot.pk,
             kind=AlertKind.RISK,
             severity=AlertSeverity.WARNING,
-            message=f"{bot.name} reached its daily LLM budget and holds until 00:00 UTC ({reason})",
+            message=f"{bot.name} holds until 00:00 UTC: {whose} ({reason})",
             payload={"llm_budget": True, "reason": reason},
         )

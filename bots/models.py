@@ -13,6 +13,7 @@ from bots.rules import (
     MAX_STARTING_CAPITAL,
     MAX_TRADES_PER_DAY,
     MIN_INTERVAL_SECONDS,
+    effective_max_leverage,
     quote_of,
     validate_positive,
     validate_symbols,
@@ -154,7 +155,8 @@ class Bot(models.Model):
     def risk_limits(self) -> RiskLimits:
         return RiskLimits(
             max_position_pct=self.max_position_pct,
-            max_leverage=self.max_leverage,
+            # Within the operator's cap too (a bot made before a lower BOT_MAX_LEVERAGE is clamped).
+            max_leverage=effective_max_leverage(self.max_leverage),
             max_exposure_pct=self.max_exposure_pct,
             max_trades_per_day=self.max_trades_per_day,
             daily_loss_limit_pct=self.daily_loss_limit_pct,

@@ -30,6 +30,7 @@ from bots.exceptions import BotBusy, BotConfigurationError, BotError, InvalidTra
 from bots.llm_costs import LLM_TOTALS
 from bots.marks import stop_mark_record
 from bots.models import Bot
+from bots.providers import BASELINE
 from marketdata.services import markets_now
 from trading.brokers import broker_for_account
 from trading.brokers.base import Broker, BrokerError
@@ -98,11 +99,22 @@ def first_slot(*, bot: Bot) -> datetime:
 
 
 def bot_create(*, owner: User, data: dict[str, Any]) -> Bot:
-    """Create a bot (inactive) with its paper account funded with the starting capital."""
+    """Create a bot (inactive) with its paper account funded with the starting capital.
+
+    Held to the operator's caps (bots.rules): a new LLM bot that names no daily budget gets the
+    default one, and a user at the bots-per-user cap is refused (BotConfigurationError)."""
     fields = {k: v for k, v in data.items() if k in EDITABLE_FIELDS}
+    if "llm_daily_budget" not in fields:
+        fields["llm_daily_budget"] = rules.default_llm_budget(provider=fields.get("provider") or BASELINE)
     bot = Bot(owner=owner, **fields)
     bot.full_clean()
+    _ensure_caps(bot=bot, changed=fields)
     with transaction.atomic():
+        # The owner's row, locked: two creates at once cannot both take the last bot of the cap.
+        User.objects.select_for_update().filter(pk=owner.pk).exists()
+        problem = rules.bots_per_user_problem(owner=owner)
+        if problem:
+            raise BotConfigurationError(problem)
         bot.save()
         trading_account_open(
             bot_id=bot.pk, owner_id=bot.owner_id, capital=bot.starting_capital, today=timezone.now().date()
@@ -118,8 +130,17 @@ def bot_update(*, bot: Bot, data: dict[str, Any]) -> Bot:
     if problem:
         raise BotConfigurationError(problem)
     has_run = bot.cycles.exists()
+    if (
+        "provider" in fields
+        and "llm_daily_budget" not in data
+        and bot.llm_daily_budget is None
+        and bot.provider == BASELINE
+    ):
+        # A baseline becoming an LLM bot is a new LLM bot: it gets the default budget too.
+        fields["llm_daily_budget"] = rules.default_llm_budget(provider=fields["provider"])
     for key, value in fields.items():
         setattr(bot, key, value)
+    _ensure_caps(bot=bot, changed=fields)
     update = [*fields, "updated_at"]
     if ("mode" in fields or "exchange_account" in fields) and data.get("live_confirmed") is not True:
         # A switch of where the bot trades must be confirmed again (at start, or by the admin
@@ -136,6 +157,13 @@ def bot_update(*, bot: Bot, data: dict[str, Any]) -> Bot:
     if "interval_seconds" in fields:
         Bot.objects.filter(pk=bot.pk, status=Bot.Status.ACTIVE).update(next_cycle_at=first_slot(bot=bot))
     return bot
+
+
+def _ensure_caps(*, bot: Bot, changed: Any) -> None:
+    """The operator's per-bot caps, for the fields being set (every surface saves through here)."""
+    errors = rules.cap_problems(value=lambda name: getattr(bot, name), changed=set(changed))
+    if errors:
+        raise ValidationError(errors)
 
 
 def bot_delete(*, bot: Bot) -> None:

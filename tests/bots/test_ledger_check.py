@@ -103,6 +103,11 @@ def trade(bot: Bot, plan: list[tuple[dict[str, Any], dict[str, Any], str]], *, o
                 account_adjust(bot_id=bot.pk, amount=amount, reason="scripted correction", user_id=operator.pk)
 
 
+@pytest.fixture(autouse=True)
+def _high_leverage_allowed(settings: Any) -> None:
+    settings.BOT_MAX_LEVERAGE = Decimal(50)  # the operator's cap raised: random trading up to liquidations
+
+
 @pytest.fixture
 def scripted(monkeypatch: pytest.MonkeyPatch) -> dict[int, Scripted]:
     makers: dict[int, Scripted] = {}
