@@ -13,7 +13,7 @@ SETUP_STAMP := $(VENV)/.setup-stamp
 APPS := $(patsubst %/apps.py,%,$(wildcard */apps.py)) core tradingagent scripts
 PYTEST_ARGS ?=
 
-.PHONY: help setup run test lint format typecheck pytest chromium clean
+.PHONY: help setup run test test-fast lint format typecheck pytest chromium clean
 
 help:  ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -42,6 +42,10 @@ test: setup chromium  ## ruff, mypy and the whole pytest suite (PostgreSQL + Red
 	if [ -n "$$failed" ]; then echo "make test: FAILED:$$failed"; exit 1; fi; \
 	echo "make test: all checks passed"
 
+# The unit tier, for quick local runs: no process, no browser, no real timeout waited for.
+test-fast: setup  ## pytest without the slow and browser tests (PostgreSQL + Redis as for make test)
+	@$(MAKE) --no-print-directory pytest PYTEST_ARGS='-m "not slow and not browser" $(PYTEST_ARGS)'
+
 lint: setup  ## ruff check, ruff format --check, and the layering contracts (import-linter, pyproject.toml)
 	@rc=0; \
 	$(VENV)/bin/ruff check . || rc=1; \
@@ -56,9 +60,14 @@ format: setup  ## apply ruff's fixes and formatting
 typecheck: setup  ## mypy on the apps
 	$(VENV)/bin/mypy $(APPS)
 
+# pytest runs on PYTEST_WORKERS processes (pytest-xdist; 0: in one process), one test module per
+# worker at a time. Each worker has its own PostgreSQL database (pytest-django suffixes the name)
+# and its own Redis database (REDIS_URL's, then the next ones: see tests/settings.py).
+PYTEST_WORKERS ?= 2
+
 pytest: setup  ## pytest against DATABASE_URL/REDIS_URL, the local servers, or throwaway ones
 	@# pytest exits 5 when it collected no test: that is a failure here, not a pass.
-	@set +e; $(PY) scripts/test_services.py -- $(VENV)/bin/pytest $(PYTEST_ARGS); rc=$$?; \
+	@set +e; $(PY) scripts/test_services.py -- $(VENV)/bin/pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "pytest collected no tests"; exit 1; fi; exit $$rc
 
 # The browser tests drive Debian's Chromium (never a browser downloaded by Playwright).

@@ -14,7 +14,7 @@ import pytest
 from django.db import connection
 from rest_framework_simplejwt.tokens import RefreshToken
 
-from tests.api.conftest import make_bot
+from tests.factories import BotFactory
 from tests.realtime.servers import running_platform
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
@@ -40,7 +40,7 @@ def connections_of(application_name: str) -> int:
 
 def test_32_concurrent_api_clients_stay_within_the_pool(user):
     for i in range(3):
-        make_bot(owner=user, name=f"bot-{i}")
+        BotFactory(owner=user, name=f"bot-{i}")
     access = str(RefreshToken.for_user(user).access_token)
     app_name = f"ta-conn-test-{time.monotonic_ns()}"  # libpq's PGAPPNAME names daphne's connections
     extra = {"DB_POOL_MAX_SIZE": str(POOL_MAX), "DB_POOL_TIMEOUT": "30", "PGAPPNAME": app_name}

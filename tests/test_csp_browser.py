@@ -14,8 +14,8 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from scripts.test_services import free_port
-from tests.api.conftest import make_bot
 from tests.browser import launch, needs_chromium
+from tests.factories import BotFactory
 from tests.realtime.servers import running_platform
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "var" / "screenshots"
@@ -58,7 +58,7 @@ def test_every_page_loads_under_the_csp(fake_flower):
     from playwright.sync_api import expect, sync_playwright
 
     root = get_user_model().objects.create_superuser(username="root", email="root@example.com", password="pw-root-123")
-    bot = make_bot(owner=root, name="csp-bot")
+    bot = BotFactory(owner=root, name="csp-bot")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with running_platform(worker=False, beat=False, extra_env={"FLOWER_URL": fake_flower}) as platform, sync_playwright() as playwright:  # fmt: skip

@@ -90,7 +90,7 @@ def wait_for(condition: Callable[[], bool], *, timeout: float, what: str) -> Non
     while not condition():
         if time.monotonic() > deadline:
             pytest.fail(f"timed out after {timeout:.0f} s waiting for {what}")
-        time.sleep(0.5)
+        time.sleep(0.1)
 
 
 def test_management_commands_complete_a_cycle_on_the_embedded_default(embedded: Embedded) -> None:

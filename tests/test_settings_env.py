@@ -76,12 +76,14 @@ def apply(env: dict[str, str], change: dict[str, str | None]) -> dict[str, str]:
     return env
 
 
+@pytest.mark.slow
 def test_valid_environment_passes_check(tmp_path: Path) -> None:
     # The baseline of every case below: with nothing malformed, start-up succeeds.
     result = run(["manage.py", "check"], base_env(tmp_path))
     assert result.returncode == 0, result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("change", "variable"), MALFORMED)
 def test_malformed_variable_stops_manage_py(tmp_path: Path, change: dict[str, str | None], variable: str) -> None:
     result = run(["manage.py", "check"], apply(base_env(tmp_path), change))
@@ -90,6 +92,7 @@ def test_malformed_variable_stops_manage_py(tmp_path: Path, change: dict[str, st
     assert "Traceback" not in result.stderr, result.stderr
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(
     ("change", "variable"),
     [

@@ -130,10 +130,18 @@ def ensure_embedded_redis(*, port: int, var_dir: Path, password: str) -> bool:
 
 def stop_embedded_redis(*, port: int, password: str) -> None:
     import redis
+    from redis.backoff import NoBackoff
+    from redis.retry import Retry
 
     if not _listening(port):
         return
+    # No retry: SHUTDOWN closes the connection under us, which redis-py's default retry policy
+    # takes for a failure and answers by reconnecting, with backoff, to a server that is gone
+    # (about 4 s on every stop).
+    client = redis.Redis(host="127.0.0.1", port=port, password=password or None, retry=Retry(NoBackoff(), 0))
     try:
-        redis.Redis(host="127.0.0.1", port=port, password=password or None).shutdown(nosave=False)
+        client.shutdown(nosave=False)
     except redis.exceptions.ConnectionError:
         pass  # shutdown closes the connection under us: that is success
+    finally:
+        client.close()

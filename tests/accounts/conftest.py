@@ -8,14 +8,10 @@ from typing import Any
 
 import pytest
 
-from tests.api.conftest import clear_throttles
-
 
 @pytest.fixture(autouse=True)
-def _fresh_throttles() -> Iterator[None]:
-    clear_throttles()
-    yield
-    clear_throttles()
+def _fresh_throttles(fresh_throttles: None) -> None:
+    """Every account test starts with no request history (tests/conftest.py)."""
 
 
 @pytest.fixture

@@ -6,14 +6,14 @@ import pytest
 
 from alerts.models import Alert
 from alerts.services import alert_raise
-from tests.api.conftest import make_bot
+from tests.factories import BotFactory
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
 def alerts(user, other_user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     return {
         "trade": alert_raise(owner_id=user.pk, bot_id=bot.pk, kind="trade", message="bought BTC"),
         "risk": alert_raise(owner_id=user.pk, bot_id=bot.pk, kind="risk", severity="critical", message="drawdown"),

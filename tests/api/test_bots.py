@@ -7,7 +7,8 @@ from decimal import Decimal
 import pytest
 
 from bots.models import Bot
-from tests.api.conftest import bot_config, make_bot, traded
+from tests.api.conftest import bot_config
+from tests.factories import BotFactory, traded
 from trading.models import Order, Position
 
 pytestmark = pytest.mark.django_db
@@ -93,7 +94,7 @@ def test_invalid_configuration_is_a_400_naming_the_field(api, overrides, field):
 
 
 def test_duplicate_name_is_a_field_error_but_another_users_name_is_free(api, other_api, user):
-    make_bot(owner=user, name="alpha")
+    BotFactory(owner=user, name="alpha")
 
     assert api.post("/api/bots/", bot_config(name="alpha"), format="json").json()["error"]["fields"]["name"]
     assert other_api.post("/api/bots/", bot_config(name="alpha"), format="json").status_code == 201
@@ -118,7 +119,7 @@ def test_frozen_fields_after_the_bot_ran_are_a_400(api, user):
 
 
 def test_list_shows_live_equity_of_each_bot(api, user, traded_bot):
-    make_bot(owner=user, name="idle")
+    BotFactory(owner=user, name="idle")
     response = api.get("/api/bots/")
 
     assert response.status_code == 200
@@ -133,7 +134,7 @@ def test_list_shows_live_equity_of_each_bot(api, user, traded_bot):
 
 
 def test_start_pause_start_stop(api, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
 
     started = api.post(f"/api/bots/{bot.pk}/start/", {}, format="json")
     assert started.status_code == 200 and started.json()["status"] == "active"
@@ -147,7 +148,7 @@ def test_start_pause_start_stop(api, user):
 
 
 def test_an_impossible_transition_is_a_409(api, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
 
     response = api.post(f"/api/bots/{bot.pk}/pause/")
 
@@ -189,7 +190,7 @@ def test_stop_closes_positions_and_returns_the_realized_pnl(api, user):
 
 
 def test_delete_only_when_not_running(api, user):
-    bot = make_bot(owner=user, start=True)
+    bot = BotFactory(owner=user, start=True)
 
     assert api.delete(f"/api/bots/{bot.pk}/").status_code == 409
     api.post(f"/api/bots/{bot.pk}/stop/")

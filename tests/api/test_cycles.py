@@ -7,7 +7,7 @@ from datetime import timedelta
 import pytest
 
 from bots.models import Cycle
-from tests.api.conftest import SLOT, traded
+from tests.factories import SLOT, traded
 
 pytestmark = pytest.mark.django_db
 

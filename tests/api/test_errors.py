@@ -11,7 +11,7 @@ from django.test import override_settings
 from rest_framework_simplejwt.tokens import RefreshToken
 
 from bots.models import Bot
-from tests.api.conftest import make_bot
+from tests.factories import BotFactory
 from tests.realtime.servers import Platform, running_platform
 
 pytestmark = pytest.mark.django_db
@@ -59,7 +59,7 @@ def test_unknown_api_paths_are_json_under_debug_too(api):
 def test_an_api_write_without_its_slash_is_a_json_404_not_a_redirect(api, user):
     # Under DEBUG Django raises a RuntimeError (a 500) for a POST it would have to redirect; outside
     # DEBUG it redirects, and the client's GET loses the body. Both: a 404 that names the path.
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     for method, path in (("post", "/api/bots"), ("patch", f"/api/bots/{bot.pk}"), ("delete", f"/api/bots/{bot.pk}")):
         response = getattr(api, method)(path, {"name": "x"}, format="json")
         assert response.status_code == 404, (method, path)
@@ -96,7 +96,7 @@ def test_the_api_index_links_the_docs_and_every_collection(anon):
 
 
 def test_method_not_allowed(api, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
 
     response = api.get(f"/api/bots/{bot.pk}/start/")
 
@@ -120,7 +120,7 @@ def test_malformed_bodies_are_400(api):
 def test_json_nested_too_deeply_is_a_parse_error(api, anon, user, body, settings):
     """The JSON decoder recurses once per level: a deep enough body exhausted the stack (a 500)."""
     settings.ALLOW_REGISTRATION = True
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     for client, method, path in (
         (anon, "post", "/api/auth/register/"),
         (anon, "post", "/api/auth/token/"),
@@ -175,7 +175,7 @@ def test_bad_filters_are_400(api):
 
 
 def test_a_filter_on_another_users_bot_is_400(api, other_user):
-    foreign = make_bot(owner=other_user)
+    foreign = BotFactory(owner=other_user)
 
     response = api.get(f"/api/fills/?bot={foreign.pk}")
 

@@ -54,9 +54,9 @@ def test_account_of_live_bot_with_real_position_cannot_switch_back_to_testnet(ap
 
 
 def test_active_paper_bot_cannot_switch_to_live_without_confirmation(api: APIClient, user: Any) -> None:
-    from tests.api.conftest import make_bot
+    from tests.factories import BotFactory
 
-    bot = make_bot(owner=user, start=True)  # active, first cycle not run yet (due within one tick)
+    bot = BotFactory(owner=user, start=True)  # active, first cycle not run yet (due within one tick)
     account = ExchangeAccountFactory(owner=user, exchange=bot.exchange, testnet=False)
     response = api.patch(f"/api/bots/{bot.pk}/", {"mode": "live", "exchange_account": account.pk}, format="json")
     bot.refresh_from_db()

@@ -12,7 +12,7 @@ import pytest
 from django.utils import timezone
 
 from bots.models import Bot, Cycle
-from tests.api.conftest import make_bot
+from tests.factories import BotFactory
 from trading.models import EquitySnapshot, Fill, Order, Position
 
 pytestmark = pytest.mark.django_db
@@ -65,7 +65,7 @@ def hourly(bot: Bot, equities: list[float], *, prices: list[float] | None = None
 
 
 def test_performance_on_the_market_time_grid(api, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     started(bot)
     hourly(bot, [10000, 11000, 9900, 10100], prices=[100, 110, 99, 101])
     # The last mark carries the LLM bill so far: 1.75 USD, converted 1:1 (a USD account).
@@ -101,7 +101,7 @@ def test_performance_on_the_market_time_grid(api, user):
 
 
 def test_sharpe_with_enough_periods_matches_empyrical(api, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     started(bot)
     rng = np.random.default_rng(3)
     returns = rng.normal(0.001, 0.01, 60)
@@ -129,7 +129,7 @@ def test_sharpe_with_enough_periods_matches_empyrical(api, user):
 
 
 def test_a_period_starts_from_the_mark_before_it(api, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     started(bot)
     now = timezone.now()
     mark(bot, time=now - timedelta(days=3), market_time=MARKET, equity=10000, price=100)
@@ -151,7 +151,7 @@ def test_a_period_starts_from_the_mark_before_it(api, user):
 def test_sparse_marks_get_a_coarser_grid(api, user):
     """A bot that marks every 12 candles (a long interval on the replay) is measured on a 12h
     grid, not on 1h with eleven zero returns out of twelve."""
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     started(bot)
     now = timezone.now()
     for i in range(40):
@@ -170,7 +170,7 @@ def test_sparse_marks_get_a_coarser_grid(api, user):
 def test_the_replay_looping_back_does_not_break_the_grid(api, user):
     """The recording wraps: market time jumps back two years. The clock runs on, so every mark
     is a period of its own and the returns across the jump count once."""
-    bot = make_bot(owner=user, symbols=["BTC/USD"])
+    bot = BotFactory(owner=user, symbols=["BTC/USD"])
     started(bot)
     now = timezone.now()
     end = datetime(2019, 10, 17, 5, 0, tzinfo=UTC)
@@ -187,10 +187,10 @@ def test_the_replay_looping_back_does_not_break_the_grid(api, user):
 
 
 def test_leaderboard_ranks_started_bots_and_lists_the_others_apart(api, user, other_user):
-    leader = make_bot(owner=user, name="leader", model="ema_rsi")
-    laggard = make_bot(owner=user, name="laggard", model="ema_rsi")
-    make_bot(owner=user, name="idle", provider="openai", model="gpt-4o-mini")
-    btc = make_bot(
+    leader = BotFactory(owner=user, name="leader", model="ema_rsi")
+    laggard = BotFactory(owner=user, name="laggard", model="ema_rsi")
+    BotFactory(owner=user, name="idle", provider="openai", model="gpt-4o-mini")
+    btc = BotFactory(
         owner=user,
         name="btc-llm",
         provider="openai",
@@ -200,7 +200,7 @@ def test_leaderboard_ranks_started_bots_and_lists_the_others_apart(api, user, ot
         timeframe="5m",
         starting_capital="1",
     )
-    make_bot(owner=other_user, name="not-mine")
+    BotFactory(owner=other_user, name="not-mine")
     for bot in (leader, laggard, btc):
         started(bot)
     hourly(leader, [10000, 10100, 10300], prices=[100, 101, 102])
@@ -243,7 +243,7 @@ def test_leaderboard_ranks_started_bots_and_lists_the_others_apart(api, user, ot
 
 
 def test_not_distinguishable_from_buy_and_hold_is_said_in_words(api, user):
-    bot = make_bot(owner=user, model="buy_and_hold")
+    bot = BotFactory(owner=user, model="buy_and_hold")
     started(bot)
     rng = np.random.default_rng(11)
     prices = list(100 * np.cumprod(1 + rng.normal(0, 0.01, 45)))
@@ -258,7 +258,7 @@ def test_not_distinguishable_from_buy_and_hold_is_said_in_words(api, user):
 def test_leaderboard_queries_do_not_grow_with_bots(api, user, django_assert_max_num_queries):
     def add(count: int) -> None:
         for i in range(count):
-            bot = make_bot(owner=user, name=f"bot-{Bot.objects.count()}-{i}")
+            bot = BotFactory(owner=user, name=f"bot-{Bot.objects.count()}-{i}")
             started(bot)
             hourly(bot, [10000, 10010, 10020], prices=[1, 1, 1])
 
@@ -272,7 +272,7 @@ def test_leaderboard_queries_do_not_grow_with_bots(api, user, django_assert_max_
 
 
 def test_analytics_per_bot_and_per_model(api, user):
-    bot = make_bot(owner=user, name="a", provider="openai", model="gpt-4o-mini")
+    bot = BotFactory(owner=user, name="a", provider="openai", model="gpt-4o-mini")
     now = timezone.now()
     for i, (side, pnl, fees, leverage, confidence, hours) in enumerate(
         [("long", 100, 10, 2, "0.6", 2), ("short", -40, 10, 3, "0.8", 4), ("long", 20, 5, 1, None, 6)]
@@ -355,10 +355,10 @@ def test_analytics_per_bot_and_per_model(api, user):
 
 
 def test_arena_lines_are_percent_returns_on_market_time(api, user):
-    bot = make_bot(owner=user, name="runner")
+    bot = BotFactory(owner=user, name="runner")
     started(bot)
     hourly(bot, [10000, 10100, 9900])
-    make_bot(owner=user, name="never-ran")
+    BotFactory(owner=user, name="never-ran")
 
     [line] = api.get("/api/arena/").json()
 
@@ -369,7 +369,7 @@ def test_arena_lines_are_percent_returns_on_market_time(api, user):
 def test_the_prompts_sharpe_so_far_follows_the_same_rule(user):
     from bots.performance import sharpe_so_far
 
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     started(bot)
     rng = np.random.default_rng(5)
     equities = [round(10000 * float(v), 6) for v in np.cumprod(1 + rng.normal(0.0005, 0.01, 40))]
@@ -390,7 +390,7 @@ def test_the_prompts_sharpe_so_far_follows_the_same_rule(user):
 def test_a_stop_is_marked_and_its_round_trip_reconciles_with_the_figures(api, user):
     """A stop closes positions between cycles and no cycle follows: the stop marks the account,
     so the net PnL on marks is the round trip's net PnL, and buy-and-hold stays known."""
-    from tests.api.conftest import traded
+    from tests.factories import traded
 
     bot = traded(owner=user, name="stopped")
     marks_before = EquitySnapshot.objects.filter(bot=bot).count()

@@ -10,16 +10,15 @@ from django.test.utils import CaptureQueriesContext
 from rest_framework.test import APIClient
 
 from bots.cycle import run_cycle
-from tests.bots.conftest import SLOT, make_bot
-from tests.factories import UserFactory
+from tests.factories import SLOT, BotFactory, UserFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def _queries_for(path: str, bots: int) -> int:
     owner = UserFactory()
     for i in range(bots):
-        bot = make_bot(owner=owner, name=f"b{i}")
+        bot = BotFactory(owner=owner, name=f"b{i}", start=True)
         # Each bot last traded at another market time, so each needs its own mark price.
         run_cycle(bot_id=bot.pk, slot=SLOT + timedelta(hours=i))
     api = APIClient()

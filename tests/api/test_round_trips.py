@@ -10,8 +10,8 @@ from decimal import Decimal
 import pytest
 
 from bots.models import Bot, Cycle
-from tests.api.conftest import make_bot
 from tests.books import books_unguarded
+from tests.factories import BotFactory
 from trading.models import Fill, Order, Position
 
 pytestmark = pytest.mark.django_db
@@ -73,8 +73,8 @@ def round_trip(
 
 @pytest.fixture
 def trips(user, other_user):
-    alpha = make_bot(owner=user, name="alpha")
-    beta = make_bot(owner=user, name="beta")
+    alpha = BotFactory(owner=user, name="alpha")
+    beta = BotFactory(owner=user, name="beta")
     round_trip(alpha, 0, side="long", pnl="50", fees=("2", "2.5"), reason="decision", thesis="Breakout above 4000.")
     round_trip(alpha, 1, side="short", pnl="-30", fees=("2", "2"), reason="stop_loss")
     round_trip(beta, 2, side="long", pnl="10", fees=("1", "1"), reason="bot_stopped")
@@ -88,7 +88,7 @@ def trips(user, other_user):
         margin=Decimal(100),
         opened_at=T0,
     )
-    round_trip(make_bot(owner=other_user, name="theirs"), 3, side="long", pnl="5", fees=("1", "1"), reason="decision")
+    round_trip(BotFactory(owner=other_user, name="theirs"), 3, side="long", pnl="5", fees=("1", "1"), reason="decision")
     return alpha, beta
 
 

@@ -15,8 +15,7 @@ from rest_framework_simplejwt.tokens import RefreshToken
 from schemathesis import GenerationMode
 
 from alerts.services import alert_raise
-from tests.api.conftest import traded
-from tests.factories import ExchangeAccountFactory
+from tests.factories import ExchangeAccountFactory, traded
 
 
 @pytest.mark.django_db

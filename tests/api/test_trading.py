@@ -9,7 +9,7 @@ import pytest
 from django.db import connection
 
 from marketdata.models import Candle
-from tests.api.conftest import SLOT, traded
+from tests.factories import SLOT, traded
 from trading.models import EquitySnapshot, ExchangeAccount, Fill, Order, Position
 
 pytestmark = pytest.mark.django_db

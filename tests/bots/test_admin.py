@@ -12,11 +12,10 @@ from django.test import Client
 
 from bots.cycle import run_cycle
 from bots.models import Bot
-from tests.bots.conftest import SLOT, make_bot
-from tests.factories import UserFactory
-from trading.models import Position, TradingAccount
+from tests.factories import SLOT, BotFactory, UserFactory, fund_bot
+from trading.models import Position
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 BOT_URL = "/admin/bots/bot/"
 
@@ -31,8 +30,8 @@ def staff_client() -> tuple[Client, Any]:
 
 def test_staff_see_only_their_own_bots_and_cycles():
     client, user = staff_client()
-    mine = make_bot(owner=user, name="mine")
-    theirs = make_bot(name="theirs")
+    mine = BotFactory(owner=user, name="mine", start=True)
+    theirs = BotFactory(name="theirs", start=True)
     run_cycle(bot_id=mine.pk, slot=SLOT)
     run_cycle(bot_id=theirs.pk, slot=SLOT)
     page = client.get(BOT_URL).content.decode()
@@ -44,7 +43,7 @@ def test_staff_see_only_their_own_bots_and_cycles():
 
 def test_actions_start_pause_and_stop():
     client, user = staff_client()
-    bot = make_bot(owner=user, start=False)
+    bot = BotFactory(owner=user)
     client.post(BOT_URL, {"action": "start_bots", "_selected_action": [bot.pk]})
     bot.refresh_from_db()
     assert bot.status == Bot.Status.ACTIVE
@@ -64,7 +63,7 @@ def test_actions_start_pause_and_stop():
 
 def test_cycles_are_read_only():
     client, user = staff_client()
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user, start=True)
     cycle = run_cycle(bot_id=bot.pk, slot=SLOT)
     page = client.get(f"/admin/bots/cycle/{cycle.pk}/change/")
     assert page.status_code == 200
@@ -181,7 +180,7 @@ def test_a_bot_added_in_the_admin_has_a_funded_paper_account():
 
 def test_a_bot_that_has_run_keeps_its_capital_and_the_markets_of_its_position():
     client, user = staff_client()
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user, start=True)
     run_cycle(bot_id=bot.pk, slot=SLOT)  # buy_and_hold opens BTC/USD
     bot.refresh_from_db()
     url = f"{BOT_URL}{bot.pk}/change/"
@@ -194,14 +193,18 @@ def test_a_bot_that_has_run_keeps_its_capital_and_the_markets_of_its_position():
     after = Bot.objects.get(pk=bot.pk)
     assert (after.starting_capital, after.mode) == (Decimal(10000), "paper")
 
-    perp = make_bot(owner=user, name="perp", exchange="binanceusdm", symbols=["XRP/USDT:USDT"], timeframe="5m")
+    perp = BotFactory(
+        owner=user, name="perp", exchange="binanceusdm", symbols=["XRP/USDT:USDT"], timeframe="5m", start=True
+    )
     run_cycle(bot_id=perp.pk, slot=SLOT)
     perp.refresh_from_db()
     response = client.post(f"{BOT_URL}{perp.pk}/change/", form_data(perp, timeframe="1h"))
     assert "exchange and timeframe cannot change while a position is open" in errors_of(response)
     assert Bot.objects.get(pk=perp.pk).timeframe == "5m"
 
-    pair = make_bot(owner=user, name="pair", exchange="binance", symbols=["ETH/BTC", "ADA/BTC"], timeframe="5m")
+    pair = BotFactory(
+        owner=user, name="pair", exchange="binance", symbols=["ETH/BTC", "ADA/BTC"], timeframe="5m", start=True
+    )
     run_cycle(bot_id=pair.pk, slot=SLOT)  # buy_and_hold opens both
     pair.refresh_from_db()
     response = client.post(f"{BOT_URL}{pair.pk}/change/", form_data(pair, symbols='["ADA/BTC"]'))
@@ -211,12 +214,12 @@ def test_a_bot_that_has_run_keeps_its_capital_and_the_markets_of_its_position():
 
 def test_the_change_form_writes_only_what_changed():
     client, user = staff_client()
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user, start=True)
     run_cycle(bot_id=bot.pk, slot=SLOT)
     bot.refresh_from_db()
     data = form_data(bot, max_leverage="2", interval_seconds=300)
     # A fill moves the account while the form is open: the save must not write the old cash back.
-    TradingAccount.objects.filter(pk=bot.pk).update(cash=Decimal("1234.5"))
+    fund_bot(bot, cash=Decimal("1234.5"))
     assert errors_of(client.post(f"{BOT_URL}{bot.pk}/change/", data)) == ""
     after = Bot.objects.get(pk=bot.pk)
     assert after.max_leverage == Decimal(2) and after.interval_seconds == 300
@@ -227,7 +230,7 @@ def test_the_owner_of_a_bot_is_fixed_once_created():
     admin_user = UserFactory(is_staff=True, is_superuser=True)
     client = Client()
     client.force_login(admin_user)
-    bot = make_bot(start=False)
+    bot = BotFactory()
     other = UserFactory(username="someone")
     client.post(f"{BOT_URL}{bot.pk}/change/", form_data(bot, owner=other.pk))
     assert Bot.objects.get(pk=bot.pk).owner_id == bot.owner_id
@@ -264,19 +267,19 @@ def test_a_missing_model_is_said_once():
 def test_the_admin_deletes_only_what_the_api_would():
     client, user = staff_client()
     user.user_permissions.add(Permission.objects.get(codename="delete_bot"))
-    holding = make_bot(owner=user, name="holding")
+    holding = BotFactory(owner=user, name="holding", start=True)
     run_cycle(bot_id=holding.pk, slot=SLOT)  # active, with an open position
     response = client.post(f"{BOT_URL}{holding.pk}/delete/", {"post": "yes"}, follow=True)
     # (The admin capitalises the first letter of its messages.)
     assert "Holding was not deleted: it has a trading history (1 cycle, 1 order, " in response.content.decode()
     assert Bot.objects.filter(pk=holding.pk).exists()
     assert Position.objects.filter(bot=holding, status="open").exists()
-    running = make_bot(owner=user, name="running")  # started, never ran
+    running = BotFactory(owner=user, name="running", start=True)  # started, never ran
     response = client.post(f"{BOT_URL}{running.pk}/delete/", {"post": "yes"}, follow=True)
     assert "Running was not deleted: stop the bot before deleting it" in response.content.decode()
     # No bulk delete that would go around the check.
     assert "delete_selected" not in client.get(BOT_URL).content.decode()
 
-    idle = make_bot(owner=user, name="idle", start=False)
+    idle = BotFactory(owner=user, name="idle")
     client.post(f"{BOT_URL}{idle.pk}/delete/", {"post": "yes"})
     assert not Bot.objects.filter(pk=idle.pk).exists()

@@ -10,16 +10,14 @@ import pytest
 from alerts.models import Alert
 from bots.cycle import run_cycle
 from bots.models import Bot, Cycle
-from tests.bots.conftest import SLOT, make_bot
-from tests.bots.test_exits_without_llm import down_llm  # noqa: F401 - fixture
-from trading.models import TradingAccount
+from tests.factories import SLOT, BotFactory, fund_bot
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
-def test_drawdown_breaker_trips_before_the_model_is_asked(down_llm):  # noqa: F811
-    bot = make_bot(provider=Bot.Provider.OPENAI_COMPATIBLE, model="local-model")
-    TradingAccount.objects.filter(pk=bot.pk).update(peak_equity=Decimal(30000))  # equity 10000: 66 % below its peak
+def test_drawdown_breaker_trips_before_the_model_is_asked(down_llm):
+    bot = BotFactory(provider=Bot.Provider.OPENAI_COMPATIBLE, model="local-model", start=True)
+    fund_bot(bot, peak_equity=Decimal(30000))  # equity 10000: 66 % below its peak
     cycle = run_cycle(bot_id=bot.pk, slot=SLOT)
     bot.refresh_from_db()
     assert bot.status == Bot.Status.PAUSED and bot.status_reason.startswith("drawdown")
@@ -28,10 +26,10 @@ def test_drawdown_breaker_trips_before_the_model_is_asked(down_llm):  # noqa: F8
     assert Alert.objects.filter(bot=bot, kind="risk", severity="critical").exists()
 
 
-def test_a_model_that_keeps_failing_pauses_the_bot(down_llm, settings):  # noqa: F811
+def test_a_model_that_keeps_failing_pauses_the_bot(down_llm, settings):
     settings.BOT_MAX_CONSECUTIVE_FAILURES = 3
     settings.LLM_MAX_RETRIES = 0
-    bot = make_bot(provider=Bot.Provider.OPENAI_COMPATIBLE, model="local-model")
+    bot = BotFactory(provider=Bot.Provider.OPENAI_COMPATIBLE, model="local-model", start=True)
     for i in range(3):
         cycle = run_cycle(bot_id=bot.pk, slot=SLOT + timedelta(seconds=180 * i))
         assert cycle.status == Cycle.Status.COMPLETED and cycle.decision_error

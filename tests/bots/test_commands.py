@@ -9,13 +9,13 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from bots.models import Bot, Cycle
-from tests.bots.conftest import make_bot
+from tests.factories import BotFactory
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_run_cycle_prints_the_cycle():
-    bot = make_bot(name="by-hand")
+    bot = BotFactory(name="by-hand", start=True)
     out = StringIO()
     call_command("run_cycle", "by-hand", stdout=out)
     text = out.getvalue()
@@ -24,7 +24,7 @@ def test_run_cycle_prints_the_cycle():
 
 
 def test_a_failed_cycle_is_a_failing_command_without_a_traceback(caplog):
-    bot = make_bot(name="no-market")
+    bot = BotFactory(name="no-market", start=True)
     Bot.objects.filter(pk=bot.pk).update(exchange="nowhere")  # its market data cannot be read
     with caplog.at_level(logging.WARNING), pytest.raises(CommandError, match="failed: UnknownMarketError: .*nowhere"):
         call_command("run_cycle", str(bot.pk), stdout=StringIO())

@@ -12,15 +12,15 @@ from django.db import connection
 from bots.cycle import run_cycle
 from bots.models import Bot, Cycle
 from bots.tasks import run_trading_cycle
-from tests.bots.conftest import SLOT, make_bot
+from tests.factories import SLOT, BotFactory
 from trading.models import EquitySnapshot, Fill, Order, Position
 from trading.order_ids import order_leg
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_a_cycle_records_every_stage_and_trades():
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
     cycle = run_cycle(bot_id=bot.pk, slot=SLOT)
 
     assert cycle.status == Cycle.Status.COMPLETED, cycle.error
@@ -44,8 +44,8 @@ def test_a_cycle_records_every_stage_and_trades():
 
 
 def test_same_symbols_same_slot_same_snapshot():
-    first = make_bot(model="hold", name="a")
-    second = make_bot(model="ema_rsi", name="b")
+    first = BotFactory(model="hold", name="a", start=True)
+    second = BotFactory(model="ema_rsi", name="b", start=True)
     a = run_cycle(bot_id=first.pk, slot=SLOT)
     b = run_cycle(bot_id=second.pk, slot=SLOT)
     later = run_cycle(bot_id=first.pk, slot=SLOT + timedelta(seconds=180))
@@ -55,7 +55,7 @@ def test_same_symbols_same_slot_same_snapshot():
 
 
 def test_duplicate_delivery_runs_the_slot_once():
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
     first = run_trading_cycle(bot.pk, SLOT.isoformat())
     second = run_trading_cycle(bot.pk, SLOT.isoformat())
     assert first == second == Cycle.Status.COMPLETED
@@ -64,8 +64,9 @@ def test_duplicate_delivery_runs_the_slot_once():
     assert Fill.objects.filter(bot=bot).count() == 1
 
 
+@pytest.mark.django_db(transaction=True)  # six threads, six connections: committed rows only
 def test_concurrent_deliveries_give_one_cycle_and_one_set_of_orders():
-    bot = make_bot(model="buy_and_hold", symbols=["BTC/USD"])
+    bot = BotFactory(model="buy_and_hold", symbols=["BTC/USD"], start=True)
     barrier = threading.Barrier(6)
     results: list[str] = []
     errors: list[BaseException] = []
@@ -93,7 +94,7 @@ def test_concurrent_deliveries_give_one_cycle_and_one_set_of_orders():
 
 
 def test_interrupted_cycle_resumes_without_duplicating_its_order(monkeypatch):
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
 
     class WorkerKilled(BaseException):
         """Not an Exception: like a killed process, nothing in the cycle catches it."""
@@ -133,7 +134,7 @@ def test_interrupted_cycle_resumes_without_duplicating_its_order(monkeypatch):
 
 
 def test_stale_pending_order_of_an_earlier_slot_is_canceled_not_filled_late(monkeypatch):
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
     from trading.executors import PaperExecutor
 
     class WorkerKilled(BaseException):
@@ -157,7 +158,7 @@ def test_stale_pending_order_of_an_earlier_slot_is_canceled_not_filled_late(monk
 
 
 def test_paused_bot_runs_protect_only_cycles():
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
     run_cycle(bot_id=bot.pk, slot=SLOT)
     from bots.services import bot_pause
 
@@ -169,7 +170,7 @@ def test_paused_bot_runs_protect_only_cycles():
 
 
 def test_stopped_bot_skips_its_queued_cycle():
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
     from bots.services import bot_stop
 
     bot_stop(bot=bot)
@@ -180,7 +181,7 @@ def test_stopped_bot_skips_its_queued_cycle():
 
 def test_a_failing_stage_marks_the_cycle_failed_and_trips_the_failure_breaker(settings):
     settings.BOT_MAX_CONSECUTIVE_FAILURES = 2
-    bot = make_bot(model="buy_and_hold", symbols=["NOPE/USD"])
+    bot = BotFactory(model="buy_and_hold", symbols=["NOPE/USD"], start=True)
     first = run_cycle(bot_id=bot.pk, slot=SLOT)
     assert first.status == Cycle.Status.FAILED
     assert "NOPE/USD" in first.error
@@ -193,7 +194,7 @@ def test_a_failing_stage_marks_the_cycle_failed_and_trips_the_failure_breaker(se
 def test_a_broker_that_cannot_be_built_fails_the_cycle_not_the_task(monkeypatch):
     from trading.brokers.base import PermanentBrokerError
 
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
 
     def no_broker(bot):
         raise PermanentBrokerError("kraken has no testnet/sandbox in ccxt")

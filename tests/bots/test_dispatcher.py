@@ -6,7 +6,6 @@ import json
 import os
 import subprocess
 import sys
-import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -14,24 +13,24 @@ import pytest
 from django.db import connection
 
 from bots.models import Bot
-from bots.services import bot_create, bots_dispatch_due, next_slot_after, slot_floor
-from tests.factories import UserFactory
+from bots.services import bots_dispatch_due, next_slot_after, slot_floor
+from tests.factories import BotFactory, UserFactory
 from trading.models import Position
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 ROOT = Path(__file__).resolve().parents[2]
 NOW = datetime(2026, 1, 5, 12, 0, 7, tzinfo=UTC)
 
 DISPATCH_SCRIPT = """
-import json, os, sys, time
+import json, sys
 import django
 django.setup()
 from datetime import datetime
 from bots.services import bots_dispatch_due
-start_at, now = float(sys.argv[1]), datetime.fromisoformat(sys.argv[2])
-while time.time() < start_at:
-    pass
+now = datetime.fromisoformat(sys.argv[1])
+print("ready", flush=True)
+sys.stdin.readline()  # "go": the test starts both processes at once
 claimed = []
 bots_dispatch_due(now=now, enqueue=lambda bot_id, slot, interval: claimed.append([bot_id, slot.isoformat()]))
 print(json.dumps(claimed))
@@ -41,12 +40,7 @@ print(json.dumps(claimed))
 def _due_bots(count: int) -> list[Bot]:
     owner = UserFactory(is_superuser=True)  # exempt from the bots-per-user cap: many bots, one owner
     slot = slot_floor(at=NOW, interval_seconds=180)
-    bots = [
-        bot_create(
-            owner=owner, data={"name": f"b{i}", "model": "hold", "symbols": ["BTC/USD"], "interval_seconds": 180}
-        )
-        for i in range(count)
-    ]
+    bots = [BotFactory(owner=owner, name=f"b{i}", model="hold", interval_seconds=180) for i in range(count)]
     Bot.objects.filter(pk__in=[b.pk for b in bots]).update(status=Bot.Status.ACTIVE, next_cycle_at=slot)
     return bots
 
@@ -62,9 +56,12 @@ def test_slots_sit_on_the_interval_grid():
 
 def test_only_due_active_bots_and_paused_bots_with_positions_are_claimed():
     owner = UserFactory()
-    make = lambda name, status, at: Bot.objects.create(  # noqa: E731
-        owner=owner, name=name, model="hold", symbols=["BTC/USD"], status=status, next_cycle_at=at
-    )
+
+    def make(name: str, status: str, at: datetime) -> Bot:
+        bot = BotFactory(owner=owner, name=name, model="hold", status=status)
+        Bot.objects.filter(pk=bot.pk).update(next_cycle_at=at)
+        return bot
+
     past, future = NOW - timedelta(seconds=1), NOW + timedelta(seconds=60)
     due = make("due", Bot.Status.ACTIVE, past)
     make("not-yet", Bot.Status.ACTIVE, future)
@@ -82,6 +79,8 @@ def test_only_due_active_bots_and_paused_bots_with_positions_are_claimed():
     assert bots_dispatch_due(now=NOW, enqueue=lambda b, s, i: enqueued.append(b)) == []
 
 
+@pytest.mark.slow
+@pytest.mark.django_db(transaction=True)  # two processes: they see committed rows only
 def test_two_dispatcher_processes_enqueue_each_due_bot_once():
     bots = _due_bots(300)
     env = {
@@ -95,18 +94,25 @@ def test_two_dispatcher_processes_enqueue_each_due_bot_once():
             NAME=connection.settings_dict["NAME"],
         ),
     }
-    start_at = time.time() + 3  # both processes import Django first, then start together
     procs = [
         subprocess.Popen(
-            [sys.executable, "-c", DISPATCH_SCRIPT, str(start_at), NOW.isoformat()],
+            [sys.executable, "-c", DISPATCH_SCRIPT, NOW.isoformat()],
             cwd=ROOT,
             env=env,
+            stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
             text=True,
         )
         for _ in range(2)
     ]
+    # Both import Django first; once both are ready, they are told to go together.
+    for proc in procs:
+        assert proc.stdout is not None and proc.stdout.readline().strip() == "ready", proc.communicate()[1]
+    for proc in procs:
+        assert proc.stdin is not None
+        proc.stdin.write("go\n")
+        proc.stdin.flush()
     outputs = []
     for proc in procs:
         out, err = proc.communicate(timeout=120)

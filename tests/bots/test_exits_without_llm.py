@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import threading
 from datetime import timedelta
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -14,43 +12,14 @@ from bots.cycle import run_cycle
 from bots.models import Bot, Cycle
 from bots.services import bot_stop
 from marketdata.services import snapshot_build
-from tests.bots.conftest import SLOT, make_bot
+from tests.factories import SLOT, BotFactory
 from trading.models import Order, Position
 
-pytestmark = pytest.mark.django_db(transaction=True)
-
-
-class _DownLLM(BaseHTTPRequestHandler):
-    """An OpenAI-compatible endpoint that is down: every request gets a 503 and is counted."""
-
-    hits = 0
-
-    def do_POST(self) -> None:
-        type(self).hits += 1
-        body = b'{"error": {"message": "service unavailable", "type": "server_error"}}'
-        self.send_response(503)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def down_llm(settings):
-    _DownLLM.hits = 0
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _DownLLM)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    settings.OPENAI_COMPATIBLE_BASE_URL = f"http://127.0.0.1:{server.server_port}/v1"
-    settings.OPENAI_COMPATIBLE_API_KEY = "local"
-    yield _DownLLM
-    server.shutdown()
+pytestmark = pytest.mark.django_db
 
 
 def _open_long_then_switch_to_llm(**extra: object) -> Bot:
-    bot = make_bot(model="buy_and_hold", **extra)
+    bot = BotFactory(model="buy_and_hold", **extra, start=True)
     run_cycle(bot_id=bot.pk, slot=SLOT)
     assert Position.objects.filter(bot=bot, status="open").count() == 1
     Bot.objects.filter(pk=bot.pk).update(provider=Bot.Provider.OPENAI_COMPATIBLE, model="local-model")

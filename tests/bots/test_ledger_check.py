@@ -22,8 +22,7 @@ from bots.decisions import DecisionContext, DecisionOutcome, validate_decision
 from bots.models import Bot
 from bots.services import bot_pause, bot_start, bot_stop
 from tests.books import books_unguarded
-from tests.bots.conftest import SLOT, make_bot
-from tests.factories import UserFactory
+from tests.factories import SLOT, BotFactory, UserFactory
 from trading.ledger import ledger_check
 from trading.models import Fill, Position, TradingAccount
 from trading.services import account_adjust
@@ -137,15 +136,16 @@ def test_random_trading_leaves_books_the_check_finds_nothing_in(
     scripted: dict[int, Scripted], perp: list[Any], spot: list[Any], stop_at_end: bool
 ) -> None:
     operator = UserFactory(is_superuser=True, is_staff=True)
-    perpetual = make_bot(
+    perpetual = BotFactory(
         name="perp",
         model="hold",
         exchange="binanceusdm",
         symbols=["XRP/USDT:USDT"],
         timeframe="5m",
+        start=True,
         **LIMITS,
     )
-    spot_bot = make_bot(
+    spot_bot = BotFactory(
         name="spot",
         model="hold",
         exchange="binance",
@@ -153,6 +153,7 @@ def test_random_trading_leaves_books_the_check_finds_nothing_in(
         timeframe="5m",
         starting_capital=Decimal(1),
         owner=perpetual.owner,
+        start=True,
         **LIMITS,
     )
     for bot, plan in ((perpetual, perp), (spot_bot, spot)):
@@ -178,8 +179,14 @@ def test_random_trading_leaves_books_the_check_finds_nothing_in(
 @pytest.fixture
 def books(scripted: dict[int, Scripted]) -> Bot:
     """A perpetual bot that opened, closed, opened again (short) and holds that position."""
-    bot = make_bot(
-        name="corrupted", model="hold", exchange="binanceusdm", symbols=["XRP/USDT:USDT"], timeframe="5m", **LIMITS
+    bot = BotFactory(
+        name="corrupted",
+        model="hold",
+        exchange="binanceusdm",
+        symbols=["XRP/USDT:USDT"],
+        timeframe="5m",
+        **LIMITS,
+        start=True,
     )
     plan = [
         (_action("open_long", size=20, leverage=3), _action("hold"), "none"),

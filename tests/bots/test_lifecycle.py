@@ -25,15 +25,14 @@ from bots.services import (
     exchange_account_update,
     slot_floor,
 )
-from tests.bots.conftest import SLOT, make_bot
-from tests.factories import ExchangeAccountFactory, UserFactory
+from tests.factories import SLOT, BotFactory, ExchangeAccountFactory, UserFactory
 from trading.models import Position
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 
 def test_a_stop_that_finds_the_bot_busy_is_finished_by_a_close_out_cycle():
-    bot = make_bot()
+    bot = BotFactory(start=True)
     run_cycle(bot_id=bot.pk, slot=SLOT)
     assert Position.objects.filter(bot=bot, status="open").count() == 1
     assert bot_lease_acquire(bot_id=bot.pk, owner="cycle:1:slow-llm")  # a cycle waiting on its model
@@ -56,7 +55,7 @@ def test_a_stop_that_finds_the_bot_busy_is_finished_by_a_close_out_cycle():
 
 
 def test_stop_during_the_decision_drops_the_opens(monkeypatch):
-    bot = make_bot()  # buy_and_hold opens on its first cycle
+    bot = BotFactory(start=True)  # buy_and_hold opens on its first cycle
     real = cycle_module.get_decision_maker
 
     class StoppedWhileThinking:
@@ -76,7 +75,7 @@ def test_stop_during_the_decision_drops_the_opens(monkeypatch):
 
 
 def test_update_writes_only_what_changed():
-    bot = make_bot()
+    bot = BotFactory(start=True)
     stale = Bot.objects.get(pk=bot.pk)  # read by a request before a cycle and a breaker ran
     run_cycle(bot_id=bot.pk, slot=SLOT)
     bot_trip_breaker(bot=Bot.objects.get(pk=bot.pk), breaker="drawdown", reason="test")
@@ -88,7 +87,9 @@ def test_update_writes_only_what_changed():
 
 
 def test_markets_of_an_open_position_cannot_be_taken_away():
-    bot = make_bot(exchange="binance", symbols=["ETH/BTC", "ADA/BTC"], timeframe="5m", starting_capital=Decimal(1))
+    bot = BotFactory(
+        exchange="binance", symbols=["ETH/BTC", "ADA/BTC"], timeframe="5m", starting_capital=Decimal(1), start=True
+    )
     run_cycle(bot_id=bot.pk, slot=SLOT)
     assert set(Position.objects.filter(bot=bot, status="open").values_list("symbol", flat=True)) == {
         "ETH/BTC",
@@ -109,7 +110,7 @@ def test_symbols_must_share_one_quote_currency():
 
 
 def test_a_resumed_bot_trades_within_one_tick_even_when_its_slot_already_ran():
-    bot = make_bot(interval_seconds=86400)
+    bot = BotFactory(interval_seconds=86400, start=True)
     slot = slot_floor(at=timezone.now(), interval_seconds=86400)
     run_cycle(bot_id=bot.pk, slot=slot)
     bot_pause(bot=bot)
@@ -186,7 +187,7 @@ def test_a_testnet_bot_may_rehearse_on_recorded_candles(settings):
 
 
 def test_the_quote_currency_is_frozen_once_the_bot_has_run():
-    bot = make_bot()
+    bot = BotFactory(start=True)
     run_cycle(bot_id=bot.pk, slot=SLOT)
     bot.refresh_from_db()
     with pytest.raises(BotConfigurationError, match="quote currency cannot change after the bot has run"):
@@ -196,15 +197,16 @@ def test_the_quote_currency_is_frozen_once_the_bot_has_run():
 
 def test_a_running_bot_cannot_switch_to_a_model_that_cannot_run_here(settings):
     settings.ANTHROPIC_API_KEY = ""
-    bot = make_bot(model="hold")
+    bot = BotFactory(model="hold", start=True)
     with pytest.raises(BotConfigurationError, match="ANTHROPIC_API_KEY"):
         bot_update(bot=bot, data={"provider": "anthropic", "model": "claude-sonnet-4-6"})
     assert Bot.objects.get(pk=bot.pk).provider == "baseline"
     # An inactive bot may be set up ahead of its key: start refuses until the key is there.
-    idle = make_bot(model="hold", name="idle", start=False)
+    idle = BotFactory(model="hold", name="idle")
     bot_update(bot=idle, data={"provider": "anthropic", "model": "claude-sonnet-4-6"})
 
 
+@pytest.mark.django_db(transaction=True)  # five threads, five connections: committed rows only
 def test_concurrent_stops_close_once_answer_alike_and_alert_once():
     from concurrent.futures import ThreadPoolExecutor
 
@@ -212,7 +214,7 @@ def test_concurrent_stops_close_once_answer_alike_and_alert_once():
 
     from alerts.models import Alert
 
-    bot = make_bot()
+    bot = BotFactory(start=True)
     run_cycle(bot_id=bot.pk, slot=SLOT)  # buy_and_hold opens a position
     # Five requests each read the bot while it was still active, then stop it at once.
     copies = [Bot.objects.get(pk=bot.pk) for _ in range(5)]

@@ -14,13 +14,12 @@ import marketdata.feeds
 from bots.cycle import run_cycle
 from bots.models import Bot
 from bots.services import bot_create, bot_start
-from tests.bots.conftest import SLOT
-from tests.factories import ExchangeAccountFactory, UserFactory
+from tests.factories import SLOT, ExchangeAccountFactory, UserFactory
 from tests.trading.binance_server import BinanceServer
 from trading.brokers import broker_for_account
 from trading.models import Order, Position
 
-pytestmark = pytest.mark.django_db(transaction=True)
+pytestmark = pytest.mark.django_db
 
 API_KEY, SECRET = "live-key-123", "live-secret-456"
 
@@ -35,6 +34,7 @@ def binance_replay(settings, tmp_path, monkeypatch):
     return tmp_path
 
 
+@pytest.mark.slow
 def test_timed_out_submit_is_found_by_client_id_not_sent_again(binance_replay, monkeypatch):
     owner = UserFactory()
     account = ExchangeAccountFactory(owner=owner, exchange="binance", api_key=API_KEY, api_secret=SECRET, testnet=True)

@@ -12,8 +12,7 @@ import marketdata.services
 from bots.baselines import get_baseline
 from bots.cycle import run_cycle
 from bots.models import Bot
-from tests.bots.conftest import SLOT, make_bot
-from tests.factories import ExchangeAccountFactory
+from tests.factories import SLOT, BotFactory, ExchangeAccountFactory
 from trading.brokers.base import BrokerResult
 from trading.models import Order
 
@@ -30,7 +29,7 @@ class Spy:
 
 def test_decision_maker_feed_and_exchange_run_outside_transactions(monkeypatch):
     spy = Spy()
-    owner_bot = make_bot(model="buy_and_hold", start=False)
+    owner_bot = BotFactory(model="buy_and_hold")
     account = ExchangeAccountFactory(owner=owner_bot.owner, exchange=owner_bot.exchange, testnet=False)
     # Started at the row: the start checks (live market data, a buildable broker) are not what
     # this test is about, and the exchange below is a stand-in.

@@ -9,7 +9,7 @@ import pytest
 
 from bots.cycle import run_cycle
 from bots.rules import NON_FIELD, bot_config_errors
-from tests.bots.conftest import SLOT, make_bot
+from tests.factories import SLOT, BotFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -44,7 +44,7 @@ def test_a_live_configuration_needs_an_account():
 
 
 def test_what_the_bots_state_forbids_is_a_non_field_error():
-    bot = make_bot()
+    bot = BotFactory(start=True)
     run_cycle(bot_id=bot.pk, slot=SLOT)
     bot.refresh_from_db()
     errors = bot_config_errors(values={"starting_capital": Decimal(500)}, bot=bot)

@@ -2,33 +2,30 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from decimal import Decimal
 from typing import Any
 
 import pytest
 
 from bots.cycle import run_cycle
 from bots.models import Bot
-from tests.api.conftest import SLOT, clear_throttles, make_bot, store_candles
+from tests.factories import SLOT, BotFactory, store_candles
 
 
 @pytest.fixture(autouse=True)
-def _fresh_throttles() -> Iterator[None]:
-    # The login page counts attempts per address (shared with the API's logins, kept in Redis).
-    clear_throttles()
-    yield
-    clear_throttles()
+def _fresh_throttles(fresh_throttles: None) -> None:
+    """The login page counts attempts per address (shared with the API's logins, kept in Redis)."""
 
 
 def small_price_bot(*, owner: Any, name: str = "ada") -> Bot:
     """A bot that bought ADA/BTC (about 0.000058 BTC) on the replay feed, in a BTC account."""
-    bot = make_bot(
+    bot = BotFactory(
         owner=owner,
         name=name,
         exchange="binance",
         symbols=["ADA/BTC"],
         timeframe="5m",
-        starting_capital="100",
+        starting_capital=Decimal(100),
         start=True,
     )
     cycle = run_cycle(bot_id=bot.pk, slot=SLOT)

@@ -16,9 +16,9 @@ from django.db import connection
 from bots.cycle import run_cycle
 from bots.models import Bot
 from marketdata.feeds import get_feed
-from tests.api.conftest import SLOT, make_bot, store_candles, traded
 from tests.browser import launch, needs_chromium
 from tests.dashboard.conftest import small_price_bot
+from tests.factories import SLOT, BotFactory, store_candles, traded
 from tests.realtime.servers import running_platform
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "var" / "screenshots"
@@ -34,7 +34,7 @@ pytestmark = [
 def test_log_in_start_a_bot_and_see_its_trade_live(user):
     from playwright.sync_api import expect, sync_playwright
 
-    bot = make_bot(owner=user, name="live-demo")
+    bot = BotFactory(owner=user, name="live-demo")
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with running_platform() as platform, sync_playwright() as playwright:
@@ -122,7 +122,7 @@ def test_a_refused_stream_is_not_retried(user, other_user):
     from django.contrib.sessions.models import Session
     from playwright.sync_api import expect, sync_playwright
 
-    bot = make_bot(owner=user, name="given-away")
+    bot = BotFactory(owner=user, name="given-away")
 
     with running_platform(beat=False) as platform, sync_playwright() as playwright:
         browser = launch(playwright)
@@ -137,11 +137,12 @@ def test_a_refused_stream_is_not_retried(user, other_user):
             expect(page.locator("body")).to_have_attribute("data-stream-state", "open", timeout=15000)
 
             # No longer her bot: the next connection is refused with 4404, and never tried again
-            # (the backoff would have tried 3 times in these 4 seconds).
+            # (the backoff would retry within 0.6 s, and at the latest 1.2 s after that: at least
+            # twice in these 2 seconds).
             in_thread(lambda: Bot.objects.filter(pk=bot.pk).update(owner=other_user))
             page.evaluate("window.__sockets.at(-1).close()")
             expect(page.locator("body")).to_have_attribute("data-stream-state", "refused", timeout=10000)
-            page.wait_for_timeout(4000)
+            page.wait_for_timeout(2000)
             assert page.evaluate("window.__sockets.length") == 2
 
             # Logged out (the session is gone): 4401 on the next connection leads to the login page.
@@ -171,7 +172,7 @@ def test_pages_fit_a_phone_and_show_figures_as_the_server_rendered_them(user):
     traded(owner=user, name="a-bot-with-a-rather-long-name-for-a-phone")
     ada = small_price_bot(owner=user)
     # A market no test stored candles of yet; started, but without beat nothing runs its cycles.
-    fresh = make_bot(owner=user, name="fresh", exchange="binance", symbols=["ETH/BTC"], timeframe="5m", start=True)
+    fresh = BotFactory(owner=user, name="fresh", exchange="binance", symbols=["ETH/BTC"], timeframe="5m", start=True)
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
 
     with running_platform(beat=False) as platform, sync_playwright() as playwright:

@@ -9,8 +9,8 @@ import pytest
 from django.test import Client
 
 from alerts.services import alert_raise
-from tests.api.conftest import make_bot, traded
 from tests.dashboard.conftest import small_price_bot
+from tests.factories import BotFactory, traded
 
 pytestmark = pytest.mark.django_db
 
@@ -23,7 +23,7 @@ def browser(user) -> Client:
 
 
 def test_pages_need_a_login(client, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     for path in ("/", f"/bots/{bot.pk}/", "/leaderboard/"):
         response = client.get(path)
         assert response.status_code == 302 and response["Location"].startswith("/login/?next=")
@@ -83,7 +83,7 @@ def test_api_login_attempts_count_for_the_login_page(client, user, settings):
 
 def test_bots_page_lists_my_bots_with_equity_pnl_and_controls(browser, user, other_user):
     bot = traded(owner=user)
-    make_bot(owner=other_user, name="not-mine")
+    BotFactory(owner=other_user, name="not-mine")
     alert_raise(owner_id=user.pk, bot_id=bot.pk, kind="trade", message="bought 0.2 BTC")
 
     page = browser.get("/").content.decode()
@@ -109,7 +109,7 @@ def test_flower_link_only_for_staff_and_when_configured(browser, user, settings)
 
 def test_bot_page_and_ownership(browser, user, other_user):
     bot = traded(owner=user)
-    foreign = make_bot(owner=other_user, name="foreign")
+    foreign = BotFactory(owner=other_user, name="foreign")
 
     page = browser.get(f"/bots/{bot.pk}/")
     assert page.status_code == 200
@@ -127,7 +127,7 @@ def test_bot_page_and_ownership(browser, user, other_user):
 
 def test_leaderboard_page(browser, user):
     traded(owner=user, name="winner")
-    make_bot(owner=user, name="idle", model="hold")
+    BotFactory(owner=user, name="idle", model="hold")
 
     html = browser.get("/leaderboard/").content.decode()
 
@@ -224,7 +224,7 @@ def test_bot_page_gives_the_chart_the_markets_price_decimals(browser, user):
 
 
 def test_bot_page_without_candles_lets_the_page_derive_the_decimals(browser, user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
 
     html = browser.get(f"/bots/{bot.pk}/").content.decode()
 
@@ -238,7 +238,7 @@ def _placeholder(html: str, chart: str) -> str:
 
 
 def test_charts_say_no_data_yet_until_they_have_some(browser, user):
-    idle = make_bot(owner=user, name="idle")
+    idle = BotFactory(owner=user, name="idle")
 
     html = browser.get(f"/bots/{idle.pk}/").content.decode()
     assert "hidden" not in _placeholder(html, "price-chart")

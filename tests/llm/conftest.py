@@ -3,6 +3,7 @@ the SDKs at it, and a rate limiter on keys of the test's own (deleted afterwards
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -12,6 +13,7 @@ import redis
 from django.conf import settings as django_settings
 
 from bots.llm.ratelimit import RateLimiter
+from tests.clock import FakeClock
 from tests.llm.protocols import Protocol
 from tests.llm.wire import WireServer
 
@@ -41,6 +43,24 @@ def limiter_prefix(redis_client: redis.Redis) -> Iterator[str]:
 @pytest.fixture
 def limiter(limiter_prefix: str) -> RateLimiter:
     return RateLimiter(limit=1000, key_prefix=limiter_prefix)
+
+
+@pytest.fixture
+def sleeps(wire: WireServer) -> FakeClock:
+    """The decision maker's clock in the retry tests: backoffs are recorded, not waited for.
+
+    One thing a real backoff did on the side: it gave an attempt abandoned at its timeout the time
+    to reach the server before the retry. Without it, under load, the retry's request could get
+    there first and take the reply scripted for the abandoned one. So before retry n, wait (for
+    real, at most 2 s) until the server has received n requests.
+    """
+
+    def requests_arrived(clock: FakeClock) -> None:
+        deadline = time.monotonic() + 2.0
+        while len(wire.requests) < len(clock.delays) and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    return FakeClock(before_sleep=requests_arrived)
 
 
 @pytest.fixture

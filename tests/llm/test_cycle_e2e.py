@@ -23,7 +23,7 @@ from tests.llm.conftest import point_at
 from tests.llm.wire import WireServer
 from trading.models import Position
 
-pytestmark = [pytest.mark.django_db(transaction=True), pytest.mark.slow]
+pytestmark = [pytest.mark.django_db, pytest.mark.slow]
 
 PROTO = protocols.ANTHROPIC  # claude-sonnet-4-6: 3 / 15 USD per million tokens
 
@@ -40,7 +40,7 @@ def _bot(**fields: Any) -> Bot:
     bot: Bot = BotFactory(
         provider=PROTO.provider,
         model=PROTO.model,
-        status=Bot.Status.ACTIVE,
+        start=True,
         exchange="coinbase",
         symbols=["BTC/USD"],
         timeframe="1h",

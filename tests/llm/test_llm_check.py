@@ -86,6 +86,7 @@ def test_unconfigured_provider_is_a_clear_message(settings: Any) -> None:
         call_command("llm_check", "anthropic", "claude-sonnet-4-6")
 
 
+@pytest.mark.slow
 def test_unconfigured_provider_from_the_shell_exits_non_zero_without_traceback() -> None:
     env = {k: v for k, v in os.environ.items() if not k.endswith("_API_KEY")}
     env.update(DJANGO_SETTINGS_MODULE="tests.settings", REDIS_URL=django_settings.REDIS_URL)

@@ -10,15 +10,16 @@ from typing import Any
 from bots.decisions import Action
 from bots.llm.ratelimit import RateLimiter
 from bots.providers import decision_maker_class
+from tests.clock import FakeClock
 from tests.llm import protocols
 from tests.llm.builders import PRICES, decision_json, make_context, make_snapshot
 from tests.llm.conftest import point_at
-from tests.llm.test_providers import Sleeps
 from tests.llm.wire import Reply, WireServer
 
 
-def _decide(provider: str, model: str, limiter: RateLimiter, sleeps: Sleeps | None = None) -> Any:
-    maker = decision_maker_class(provider)(model=model, limiter=limiter, sleep=sleeps or Sleeps())
+def _decide(provider: str, model: str, limiter: RateLimiter, sleeps: FakeClock | None = None) -> Any:
+    sleeps = sleeps or FakeClock()
+    maker = decision_maker_class(provider)(model=model, limiter=limiter, sleep=sleeps.sleep, clock=sleeps.monotonic)
     return maker.decide(make_context(make_snapshot(PRICES)))
 
 
@@ -68,7 +69,7 @@ def test_gemini_429_retry_info_delay_is_honoured(wire: WireServer, llm_settings:
             ],
         }
     }
-    sleeps = Sleeps()
+    sleeps = FakeClock()
     wire.queue(Reply(quota, status=429), proto.ok(decision_json()))
 
     outcome = _decide(proto.provider, proto.model, limiter, sleeps)

@@ -20,6 +20,7 @@ from bots.llm.base import LLMDecisionMaker
 from bots.llm.ratelimit import RateLimiter
 from bots.prompts import PROMPT_VERSION, market_section
 from bots.providers import decision_maker_class
+from tests.clock import FakeClock
 from tests.llm import protocols
 from tests.llm.builders import PRICES, decision_json, make_context, make_snapshot
 from tests.llm.conftest import point_at
@@ -39,17 +40,6 @@ EXPECTED_COST = {
 BROKEN_JSON = '{"market_summary": "BTC up", "actions": [{"symbol": "BTC/USD", "action": '
 
 
-class Sleeps:
-    """Records the backoff delays asked for, and really sleeps them."""
-
-    def __init__(self) -> None:
-        self.delays: list[float] = []
-
-    def __call__(self, seconds: float) -> None:
-        self.delays.append(seconds)
-        time.sleep(seconds)
-
-
 @pytest.fixture(params=protocols.ALL, ids=lambda p: f"{p.provider}-{p.model}")
 def protocol(request: pytest.FixtureRequest, wire: WireServer, llm_settings: Any) -> Protocol:
     proto: Protocol = request.param
@@ -57,16 +47,15 @@ def protocol(request: pytest.FixtureRequest, wire: WireServer, llm_settings: Any
     return proto
 
 
-@pytest.fixture
-def sleeps() -> Sleeps:
-    return Sleeps()
+def _maker(protocol: Protocol, limiter: RateLimiter, sleeps: FakeClock) -> LLMDecisionMaker:
+    return decision_maker_class(protocol.provider)(
+        model=protocol.model, limiter=limiter, sleep=sleeps.sleep, clock=sleeps.monotonic
+    )
 
 
-def _maker(protocol: Protocol, limiter: RateLimiter, sleeps: Sleeps) -> LLMDecisionMaker:
-    return decision_maker_class(protocol.provider)(model=protocol.model, limiter=limiter, sleep=sleeps)
-
-
-def _decide(protocol: Protocol, limiter: RateLimiter, sleeps: Sleeps, wire: WireServer) -> tuple[DecisionOutcome, Any]:
+def _decide(
+    protocol: Protocol, limiter: RateLimiter, sleeps: FakeClock, wire: WireServer
+) -> tuple[DecisionOutcome, Any]:
     ctx = make_context(make_snapshot(PRICES))
     outcome = _maker(protocol, limiter, sleeps).decide(ctx)
     # Every request the server got, retries and repairs included, was a complete decision request.
@@ -92,7 +81,9 @@ def _all_hold(outcome: DecisionOutcome) -> bool:
     )
 
 
-def test_valid_structured_decision(protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps) -> None:
+def test_valid_structured_decision(
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock
+) -> None:
     wire.queue(protocol.ok(decision_json()))
 
     outcome, ctx = _decide(protocol, limiter, sleeps, wire)
@@ -153,7 +144,7 @@ def test_valid_structured_decision(protocol: Protocol, wire: WireServer, limiter
 
 
 def test_malformed_json_then_successful_repair(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock
 ) -> None:
     wire.queue(
         protocol.ok(BROKEN_JSON, input_tokens=1000, output_tokens=100),
@@ -178,7 +169,7 @@ def test_malformed_json_then_successful_repair(
 
 
 def test_failed_repair_holds_and_records_the_error(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock
 ) -> None:
     wrong_stop = json.loads(decision_json())
     wrong_stop["actions"][0]["stop_loss"] = 95000  # above the price for a long
@@ -195,7 +186,7 @@ def test_failed_repair_holds_and_records_the_error(
 
 
 def test_429_with_retry_after_is_honoured(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock
 ) -> None:
     wire.queue(protocol.error(429, retry_after="1"), protocol.ok(decision_json()))
 
@@ -208,7 +199,7 @@ def test_429_with_retry_after_is_honoured(
     assert len(wire.requests) == 2
 
 
-def test_500_is_retried(protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps) -> None:
+def test_500_is_retried(protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock) -> None:
     wire.queue(protocol.error(500), protocol.ok(decision_json()))
 
     outcome, _ = _decide(protocol, limiter, sleeps, wire)
@@ -217,7 +208,7 @@ def test_500_is_retried(protocol: Protocol, wire: WireServer, limiter: RateLimit
 
 
 def test_500_every_time_is_recorded_after_the_retries(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps, llm_settings: Any
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock, llm_settings: Any
 ) -> None:
     wire.queue(*[protocol.error(500)] * 3)
 
@@ -231,19 +222,23 @@ def test_500_every_time_is_recorded_after_the_retries(
     assert len(wire.requests) == 3
 
 
+@pytest.mark.slow
 def test_timeout_is_retried(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps, llm_settings: Any
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock, llm_settings: Any
 ) -> None:
-    llm_settings.LLM_TIMEOUT_SECONDS = 0.3
-    wire.queue(dataclasses.replace(protocol.ok(decision_json()), delay=1.0), protocol.ok(decision_json()))
+    # The retry must get its whole answer within the same timeout: 1 s leaves room on a busy
+    # machine (0.3 s did not, for an SDK's first parse of an answer).
+    llm_settings.LLM_TIMEOUT_SECONDS = 1.0
+    wire.queue(dataclasses.replace(protocol.ok(decision_json()), delay=1.5), protocol.ok(decision_json()))
 
     outcome, _ = _decide(protocol, limiter, sleeps, wire)
 
     assert outcome.error == "" and outcome.calls[0].attempts == 2
 
 
+@pytest.mark.slow
 def test_timeouts_every_time_are_recorded(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps, llm_settings: Any
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock, llm_settings: Any
 ) -> None:
     llm_settings.LLM_TIMEOUT_SECONDS = 0.2
     llm_settings.LLM_MAX_RETRIES = 1
@@ -256,7 +251,7 @@ def test_timeouts_every_time_are_recorded(
 
 
 def test_total_wait_is_capped(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps, llm_settings: Any
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock, llm_settings: Any
 ) -> None:
     # The server asks for 5 s but the cycle may wait 1.5 s in all: give up now, do not sleep.
     llm_settings.LLM_MAX_WAIT_SECONDS = 1.5
@@ -268,8 +263,9 @@ def test_total_wait_is_capped(
     assert sleeps.delays == [] and len(wire.requests) == 1 and outcome.calls[0].attempts == 1
 
 
+@pytest.mark.slow
 def test_total_wait_cap_shortens_attempts(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps, llm_settings: Any
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock, llm_settings: Any
 ) -> None:
     # Plenty of retries allowed, but slow answers exhaust the 1.2 s wait budget first.
     llm_settings.LLM_TIMEOUT_SECONDS = 0.8
@@ -284,8 +280,9 @@ def test_total_wait_cap_shortens_attempts(
     assert sum(sleeps.delays) < llm_settings.LLM_MAX_WAIT_SECONDS
 
 
+@pytest.mark.slow
 def test_a_trickling_answer_cannot_hold_an_attempt_past_its_timeout(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps, llm_settings: Any
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock, llm_settings: Any
 ) -> None:
     # A byte now and then keeps every per-read timeout of the SDKs happy: each answer takes 6 s.
     # The timeouts are wall-clock caps all the same: 1 s per attempt, 2 s for the decision.
@@ -315,7 +312,7 @@ def test_a_trickling_answer_cannot_hold_an_attempt_past_its_timeout(
 
 
 def test_refusal_holds_without_a_repair(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock
 ) -> None:
     wire.queue(protocol.refusal())
 
@@ -325,7 +322,9 @@ def test_refusal_holds_without_a_repair(
     assert len(wire.requests) == 1 and outcome.calls[0].ok
 
 
-def test_empty_answer_gets_a_repair(protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps) -> None:
+def test_empty_answer_gets_a_repair(
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock
+) -> None:
     wire.queue(protocol.empty(), protocol.ok(decision_json()))
 
     outcome, _ = _decide(protocol, limiter, sleeps, wire)
@@ -371,7 +370,7 @@ def test_the_test_server_refuses_an_empty_turn_as_the_real_api_does(protocol: Pr
 
 
 def test_client_error_is_not_retried(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock
 ) -> None:
     wire.queue(protocol.error(400))
 
@@ -382,7 +381,7 @@ def test_client_error_is_not_retried(
 
 
 def test_garbage_body_cannot_crash_the_cycle(
-    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: Sleeps
+    protocol: Protocol, wire: WireServer, limiter: RateLimiter, sleeps: FakeClock
 ) -> None:
     wire.queue(Reply("<html>502 Bad Gateway</html>", status=200), Reply({"unexpected": [1, 2]}))
 
@@ -392,7 +391,7 @@ def test_garbage_body_cannot_crash_the_cycle(
 
 
 def test_no_rate_limit_slot_skips_without_a_request(
-    protocol: Protocol, wire: WireServer, limiter_prefix: str, sleeps: Sleeps, llm_settings: Any
+    protocol: Protocol, wire: WireServer, limiter_prefix: str, sleeps: FakeClock, llm_settings: Any
 ) -> None:
     llm_settings.LLM_RATE_LIMIT_WAIT_SECONDS = 0
     full = RateLimiter(limit=1, key_prefix=limiter_prefix)

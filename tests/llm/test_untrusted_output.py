@@ -15,7 +15,7 @@ from tests.llm import protocols
 from tests.llm.conftest import point_at
 from tests.llm.wire import WireServer
 
-pytestmark = [pytest.mark.django_db(transaction=True)]
+pytestmark = [pytest.mark.django_db]
 
 PROTO = protocols.OPENAI
 
@@ -33,7 +33,7 @@ def llm_bot() -> Bot:
     return BotFactory(
         provider=PROTO.provider,
         model=PROTO.model,
-        status=Bot.Status.ACTIVE,
+        start=True,
         exchange="coinbase",
         symbols=["BTC/USD"],
         timeframe="1h",

@@ -9,20 +9,16 @@ path and served to the next matching request.
 
 from __future__ import annotations
 
-import json
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from marketdata.timeframes import timeframe_seconds, to_ms
 from marketdata.types import CandleData
 from tests.binance_wire import BTCUSDT_FILTERS, spot_exchange_info, spot_symbol
+from tests.protocol_server import ProtocolHandler, ProtocolServer
 
 SPOT_SYMBOLS: dict[str, dict[str, Any]] = {
     "ETHBTC": {
@@ -90,35 +86,35 @@ class Fault:
     delay: float = 0.0
 
 
-class BinanceServer:
+class _BinanceHandler(ProtocolHandler):
+    def do_GET(self) -> None:
+        parts = urlsplit(self.path)
+        query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
+        status, body, headers = self.service.handle(parts.path, query)
+        if isinstance(body, str):
+            self.send_body(status, body.encode(), content_type="text/html", headers=headers)
+        else:
+            self.send_json(status, body, headers=headers, content_type="application/json;charset=UTF-8")
+
+
+class BinanceServer(ProtocolServer):
+    """`with BinanceServer() as server:` (the `binance` fixture) ... `server.url`."""
+
+    handler = _BinanceHandler
+
     def __init__(self) -> None:
+        super().__init__()
         self.klines: dict[tuple[str, str], list[CandleData]] = {}  # (market id, interval) -> candles
         self.funding_rates: dict[str, str] = {"XRPUSDT": "0.00010000"}
         self.requests: list[tuple[str, dict[str, str]]] = []
         self._faults: list[Fault] = []
-        self._lock = threading.Lock()
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler_class())
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
-
-    def start(self) -> None:
-        self._thread.start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
 
     def fail_next(self, fault: Fault) -> None:
-        with self._lock:
+        with self.lock:
             self._faults.append(fault)
 
     def paths(self, contains: str) -> list[dict[str, str]]:
-        with self._lock:
+        with self.lock:
             return [query for path, query in self.requests if contains in path]
 
     def ccxt_urls(self, exchange_class: Any) -> dict[str, str]:
@@ -132,14 +128,14 @@ class BinanceServer:
     # --- request handling ----------------------------------------------------------------------
 
     def _take_fault(self, path: str) -> Fault | None:
-        with self._lock:
+        with self.lock:
             for index, fault in enumerate(self._faults):
                 if fault.path_contains in path:
                     return self._faults.pop(index)
         return None
 
     def handle(self, path: str, query: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
-        with self._lock:
+        with self.lock:
             self.requests.append((path, query))
         fault = self._take_fault(path)
         if fault is not None:
@@ -249,34 +245,6 @@ class BinanceServer:
             ],
         }
 
-    def _handler_class(self) -> type[BaseHTTPRequestHandler]:
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def do_GET(self) -> None:
-                parts = urlsplit(self.path)
-                query = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                status, body, headers = server.handle(parts.path, query)
-                payload = body.encode() if isinstance(body, str) else json.dumps(body).encode()
-                self.send_response(status)
-                content_type = "text/html" if isinstance(body, str) else "application/json;charset=UTF-8"
-                self.send_header("Content-Type", content_type)
-                self.send_header("Content-Length", str(len(payload)))
-                for name, value in headers.items():
-                    self.send_header(name, value)
-                self.end_headers()
-                try:
-                    self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass  # the client gave up (the timeout test)
-
-            def log_message(self, format: str, *args: Any) -> None:
-                pass
-
-        return Handler
-
 
 def _kline(candle: CandleData, period_ms: int) -> list[Any]:
     open_ms = to_ms(candle.open_time)
@@ -295,13 +263,3 @@ def _kline(candle: CandleData, period_ms: int) -> list[Any]:
         f"{quote_volume / 2:.8f}",
         "0",
     ]
-
-
-@contextmanager
-def running_binance() -> Iterator[BinanceServer]:
-    server = BinanceServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()

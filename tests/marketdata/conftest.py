@@ -18,7 +18,7 @@ from marketdata.feeds.base import Feed
 from marketdata.feeds.replay import ReplayFeed
 from marketdata.services import CACHE_PREFIX
 from marketdata.types import CandleData, MarketInfo
-from tests.marketdata.binance_server import BinanceServer, running_binance
+from tests.marketdata.binance_server import BinanceServer
 
 
 @pytest.fixture(autouse=True)
@@ -102,5 +102,5 @@ def counting_feed(shared_replay: ReplayFeed) -> Iterator[Callable[..., CountingF
 
 @pytest.fixture
 def binance() -> Iterator[BinanceServer]:
-    with running_binance() as server:
+    with BinanceServer() as server:
         yield server

@@ -60,6 +60,7 @@ def test_bad_arguments_raise_command_error(changes: dict[str, str], message: str
     assert not Candle.objects.exists()
 
 
+@pytest.mark.slow
 def test_bad_argument_on_the_command_line_exits_non_zero_without_traceback() -> None:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "tests.settings"}
     completed = subprocess.run(

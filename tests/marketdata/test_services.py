@@ -235,6 +235,7 @@ def test_snapshot_is_identical_for_the_same_slot_and_differs_for_the_next(counti
     assert following.market_time == first.market_time + timedelta(minutes=5)
 
 
+@pytest.mark.slow
 @pytest.mark.django_db(transaction=True)
 def test_snapshot_is_byte_identical_in_another_process(counting_feed: MakeFeed) -> None:
     here = counting_feed()

@@ -25,7 +25,21 @@ def token_headers(user: Any) -> list[tuple[bytes, bytes]]:
     return [ORIGIN, (b"authorization", f"Bearer {AccessToken.for_user(user)}".encode())]
 
 
+class Communicator(WebsocketCommunicator):
+    """Channels' test client, with a shorter wait for the consumer to end after a disconnect.
+
+    After `websocket.disconnect` the consumer stops, cancelling its channel layer receive; the
+    first such cancellation of a test often takes channels_redis a second to notice, blocked in
+    BZPOPMIN, and `WebsocketCommunicator.disconnect` waits that second before it cancels the
+    consumer itself (as daphne does after its application_close_timeout). No test asserts on
+    that second; each used to pay for it.
+    """
+
+    async def disconnect(self, code: int = 1000, timeout: float = 0.2) -> None:
+        await super().disconnect(code=code, timeout=timeout)
+
+
 def communicator(path: str, headers: list[tuple[bytes, bytes]]) -> WebsocketCommunicator:
     from tradingagent.asgi import application
 
-    return WebsocketCommunicator(application, path, headers=headers)
+    return Communicator(application, path, headers=headers)

@@ -18,7 +18,7 @@ from alerts import realtime
 from alerts.services import alert_raise
 from bots.cycle import run_cycle
 from bots.models import Cycle
-from tests.api.conftest import SLOT, make_bot
+from tests.factories import SLOT, BotFactory
 from tests.realtime.conftest import ORIGIN, communicator, session_headers, token_headers
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -62,7 +62,7 @@ def handshake(path: str, headers: list[tuple[bytes, bytes]]) -> list[dict[str, A
 
 
 def test_anonymous_connections_are_refused(user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
 
     assert connect_result("/ws/stream/", [ORIGIN]) == (False, 4401)
     assert connect_result(f"/ws/bots/{bot.pk}/", [ORIGIN]) == (False, 4401)
@@ -78,8 +78,8 @@ def test_an_unknown_path_is_refused_not_an_error(user, path):
 
 @pytest.mark.parametrize("auth", [session_headers, token_headers])
 def test_a_user_joins_their_streams_never_another_users_bot(user, other_user, auth):
-    mine = make_bot(owner=user)
-    theirs = make_bot(owner=other_user, name="theirs")
+    mine = BotFactory(owner=user)
+    theirs = BotFactory(owner=other_user, name="theirs")
     headers = auth(user)
 
     assert connect_result("/ws/stream/", headers)[0] is True
@@ -93,7 +93,7 @@ def test_refusals_are_close_codes_a_browser_receives(user, other_user):
     # A close before the accept is a failed handshake for the browser (daphne answers HTTP 403):
     # the code would be lost, and the page could not tell "log in again" or "not yours" from a
     # network error. So the stream is accepted, then closed with the code.
-    theirs = make_bot(owner=other_user, name="theirs")
+    theirs = BotFactory(owner=other_user, name="theirs")
 
     assert [m["type"] for m in handshake("/ws/stream/", [ORIGIN])] == ["websocket.accept", "websocket.close"]
     assert handshake("/ws/stream/", [ORIGIN])[1]["code"] == 4401
@@ -108,8 +108,8 @@ def test_a_foreign_origin_is_refused(user):
 
 
 def test_events_reach_the_bot_and_owner_streams_after_commit_only(user, other_user):
-    bot = make_bot(owner=user)
-    sibling = make_bot(owner=user, name="sibling")
+    bot = BotFactory(owner=user)
+    sibling = BotFactory(owner=user, name="sibling")
     mine, theirs = session_headers(user), session_headers(other_user)
 
     async def scenario() -> None:
@@ -198,7 +198,7 @@ def cycle_in_thread(*, bot_id: int) -> None:
 
 
 def test_a_cycle_streams_its_analysis_order_fill_position_and_equity(user):
-    bot = make_bot(owner=user, start=True)
+    bot = BotFactory(owner=user, start=True)
     headers = session_headers(user)
 
     async def scenario() -> list[dict[str, Any]]:
@@ -238,7 +238,7 @@ def test_a_cycle_streams_its_analysis_order_fill_position_and_equity(user):
 def test_a_cycle_event_carries_the_rejected_output_like_the_api(user):
     # The dashboard renders a streamed cycle with the same code as one from the API's list:
     # "Output rejected: ..." comes from decision_error, which the event must carry too.
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     cycle = Cycle.objects.create(
         bot=bot,
         slot=timezone.now(),
@@ -270,7 +270,7 @@ async def closed_with(ws: Any) -> Any:
 
 
 def test_logging_out_closes_the_streams_of_that_session_only(user):
-    bot = make_bot(owner=user)
+    bot = BotFactory(owner=user)
     browser, headers = logged_in_browser(user)
     _, other_browser = logged_in_browser(user)
 

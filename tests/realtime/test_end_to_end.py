@@ -16,7 +16,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from bots.models import Cycle
-from tests.api.conftest import make_bot
+from tests.factories import BotFactory
 from tests.realtime.servers import running_platform
 from trading.models import Fill, Order
 
@@ -45,7 +45,7 @@ def post_json(url: str, token: str) -> dict[str, Any]:
 
 
 def test_a_running_bot_streams_its_cycle_to_real_websocket_clients(user):
-    bot = make_bot(owner=user, name="e2e")
+    bot = BotFactory(owner=user, name="e2e")
     browser = Client()
     browser.force_login(user)
     cookie = f"sessionid={browser.cookies['sessionid'].value}"
@@ -98,7 +98,7 @@ async def close_code(url: str, headers: dict[str, str], origin: str) -> int | No
 
 def test_refused_streams_reach_a_real_client_as_close_codes(user, other_user):
     # What the dashboard's stream.js acts on: 4401 -> log in again, 4404 -> stop reconnecting.
-    theirs = make_bot(owner=other_user, name="theirs")
+    theirs = BotFactory(owner=other_user, name="theirs")
     token = str(RefreshToken.for_user(user).access_token)
 
     with running_platform(beat=False) as platform:

@@ -21,16 +21,15 @@ from __future__ import annotations
 
 import hashlib
 import hmac
-import json
 import threading
 import time
 from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qsl, urlsplit
 
 from tests.binance_wire import BTCUSDT_FILTERS, spot_exchange_info, spot_symbol
+from tests.protocol_server import ProtocolHandler, ProtocolServer
 
 SYMBOL = "BTCUSDT"
 
@@ -82,12 +81,7 @@ def _fmt(value: Decimal) -> str:
     return f"{value:.8f}"
 
 
-class _Handler(BaseHTTPRequestHandler):
-    server: _Server
-
-    def log_message(self, format: str, *args: Any) -> None:
-        pass  # keep test output clean
-
+class _Handler(ProtocolHandler):
     def do_GET(self) -> None:
         self._handle("GET")
 
@@ -98,10 +92,9 @@ class _Handler(BaseHTTPRequestHandler):
         self._handle("DELETE")
 
     def _handle(self, method: str) -> None:
-        state = self.server.state
+        state = self.service.state
         split = urlsplit(self.path)
-        length = int(self.headers.get("Content-Length") or 0)
-        body = self.rfile.read(length).decode() if length else ""
+        body = self.read_body().decode()
         params = dict(parse_qsl(split.query, keep_blank_values=True))
         params.update(dict(parse_qsl(body, keep_blank_values=True)))
         with state.lock:
@@ -152,17 +145,10 @@ class _Handler(BaseHTTPRequestHandler):
             pass  # the client gave up (timeout test); nothing to answer
 
     def _json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
-        data = json.dumps(payload).encode()
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json;charset=UTF-8")
-        self.send_header("Content-Length", str(len(data)))
-        for name, value in (headers or {}).items():
-            self.send_header(name, value)
-        self.end_headers()
-        self.wfile.write(data)
+        self.send_json(status, payload, headers=headers, content_type="application/json;charset=UTF-8")
 
     def _check_signed(self, query: str, body: str, params: dict[str, str]) -> None:
-        state = self.server.state
+        state = self.service.state
         if self.headers.get("X-MBX-APIKEY") != state.api_key:
             raise BinanceError(401, -2015, "Invalid API-key, IP, or permissions for action.")
         # totalParams = query string + request body, without the signature itself (sent last).
@@ -177,7 +163,7 @@ class _Handler(BaseHTTPRequestHandler):
             raise BinanceError(400, -1021, "Timestamp for this request is outside of the recvWindow.")
 
     def _find(self, params: dict[str, str], code: int, msg: str) -> dict[str, Any]:
-        state = self.server.state
+        state = self.service.state
         with state.lock:
             for order in state.orders:
                 if params.get("symbol") != order["symbol"]:
@@ -189,7 +175,7 @@ class _Handler(BaseHTTPRequestHandler):
         raise BinanceError(400, code, msg)
 
     def _new_order(self, params: dict[str, str]) -> None:
-        state = self.server.state
+        state = self.service.state
         if params.get("symbol") != SYMBOL:
             raise BinanceError(400, -1121, "Invalid symbol.")
         order_type, side = params["type"], params["side"]
@@ -258,7 +244,7 @@ class _Handler(BaseHTTPRequestHandler):
         self._json(200, view)
 
     def _cancel(self, params: dict[str, str]) -> None:
-        state = self.server.state
+        state = self.service.state
         order = self._find(params, -2011, "Unknown order sent.")
         with state.lock:
             if order["status"] != "NEW":
@@ -284,26 +270,14 @@ def _without_signature(text: str) -> str:
     return "" if text.startswith("signature=") else text
 
 
-class _Server(ThreadingHTTPServer):
-    daemon_threads = True  # a handler still sleeping (timeout test) never blocks shutdown
-
-    def __init__(self, state: BinanceState) -> None:
-        super().__init__(("127.0.0.1", 0), _Handler)
-        self.state = state
-
-
-class BinanceServer:
+class BinanceServer(ProtocolServer):
     """`with BinanceServer(api_key, secret) as server:` ... `server.url`, `server.state`."""
 
-    def __init__(self, *, api_key: str, secret: str) -> None:
-        self.state = BinanceState(api_key=api_key, secret=secret)
-        self._server = _Server(self.state)
-        self._thread = threading.Thread(target=self._server.serve_forever, name="binance-server", daemon=True)
+    handler = _Handler
 
-    @property
-    def url(self) -> str:
-        host, port = self._server.server_address[:2]
-        return f"http://{host!s}:{port}"
+    def __init__(self, *, api_key: str, secret: str) -> None:
+        super().__init__()
+        self.state = BinanceState(api_key=api_key, secret=secret)
 
     def ccxt_overrides(self) -> dict[str, Any]:
         """ccxt config pointing binance's sandbox (spot) at this server."""
@@ -318,12 +292,3 @@ class BinanceServer:
             # Spot only: the futures exchangeInfo endpoints are not served here.
             "options": {"fetchMarkets": {"types": ["spot"]}},
         }
-
-    def __enter__(self) -> BinanceServer:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

@@ -16,7 +16,7 @@ from bots.models import Bot, Cycle, LLMCall
 from bots.services import bot_stop
 from core.append_only import install_statements, missing_triggers
 from tests.books import books_unguarded
-from tests.bots.conftest import SLOT, make_bot
+from tests.factories import SLOT, BotFactory
 from trading.ledger_guards import TRADING_GUARDS
 from trading.models import (
     AccountAdjustment,
@@ -36,7 +36,7 @@ pytestmark = pytest.mark.django_db
 def books() -> dict[str, Any]:
     """A bot that opened a position (buy and hold), then was stopped (the position closed), with
     an LLM call and an adjustment on its books."""
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
     assert run_cycle(bot_id=bot.pk, slot=SLOT).status == "completed"
     bot_stop(bot=bot)
     LLMCall.objects.create(bot=bot, cycle=Cycle.objects.get(bot=bot), provider="openai", model="m", cost=Decimal(1))
@@ -108,7 +108,7 @@ def test_a_raw_update_of_history_is_refused(books: dict[str, Any], sql: str, say
 
 
 def test_the_transitions_the_services_make_are_allowed() -> None:
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
     cycle = Cycle.objects.create(bot=bot, slot=SLOT, started_at=SLOT)
     Cycle.objects.filter(pk=cycle.pk).update(decision={"actions": []}, attempts=2)  # a running cycle fills in
     Cycle.objects.filter(pk=cycle.pk).update(status=Cycle.Status.COMPLETED)
@@ -132,7 +132,7 @@ def test_the_transitions_the_services_make_are_allowed() -> None:
 
 
 def test_an_open_position_moves_its_exits_and_closes_then_is_final() -> None:
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
     run_cycle(bot_id=bot.pk, slot=SLOT)
     position = Position.objects.get(bot=bot)
     Position.objects.filter(pk=position.pk).update(stop_loss=position.entry_price / 2, checked_until=SLOT)
@@ -152,7 +152,7 @@ def test_the_orm_refuses_deleting_books_in_python_too(books: dict[str, Any]) -> 
 
 
 def test_a_bot_that_never_ran_is_deleted_with_its_account() -> None:
-    bot = make_bot(model="hold", start=False)
+    bot = BotFactory(model="hold")
     Bot.objects.get(pk=bot.pk).delete()
     assert not TradingAccount.objects.filter(pk=bot.pk).exists()
 

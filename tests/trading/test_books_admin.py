@@ -14,8 +14,7 @@ from django.test import Client
 from bots.cycle import run_cycle
 from bots.models import Bot, Cycle, LLMCall
 from bots.services import bot_stop
-from tests.bots.conftest import SLOT, make_bot
-from tests.factories import UserFactory
+from tests.factories import SLOT, BotFactory, UserFactory
 from trading.models import AccountAdjustment, EquitySnapshot, Fill, Order, Position, TradingAccount
 
 pytestmark = pytest.mark.django_db
@@ -46,7 +45,7 @@ def admin(superuser: Any) -> Client:
 @pytest.fixture
 def traded(superuser: Any) -> Bot:
     """A bot with every kind of book: a closed position (stopped), an LLM call, an adjustment."""
-    bot = make_bot(model="buy_and_hold")
+    bot = BotFactory(model="buy_and_hold", start=True)
     assert run_cycle(bot_id=bot.pk, slot=SLOT).status == "completed"
     bot_stop(bot=bot)
     LLMCall.objects.create(bot=bot, cycle=Cycle.objects.get(bot=bot), provider="openai", model="m")
@@ -110,7 +109,7 @@ def test_a_user_with_books_is_not_deleted_from_the_admin(admin: Client, traded: 
 
     # A user without books goes (with their bots that never ran).
     idle = UserFactory()
-    make_bot(owner=idle, model="hold", start=False)
+    BotFactory(owner=idle, model="hold")
     admin.post(url, {"action": "delete_selected_users", "_selected_action": [idle.pk], "post": "yes"})
     assert not get_user_model().objects.filter(pk=idle.pk).exists()
 
