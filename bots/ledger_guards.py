@@ -5,7 +5,9 @@
   final; its bot and slot never change;
 - an LLM call is final when written;
 - a bot with books (cycles, orders, positions, equity, LLM calls, adjustments) is never deleted,
-  and its starting capital (the first entry of its ledger) never changes once it has run.
+  and its starting capital (the first entry of its ledger) never changes once it has run;
+- a user who owns bots or signed an adjustment is not deleted behind the bots' back (a raw delete
+  would orphan them: SQLite's shell does not enforce foreign keys).
 
 Changing a rule here needs a migration that installs the guards again (they are also installed
 after every `migrate`: bots.apps).
@@ -50,6 +52,18 @@ BOTS_GUARDS: tuple[Guard, ...] = (
         table="bots_llmcall",
         delete_message="LLM calls are books: they are never deleted",
         updates=(Rule("an LLM call is final: it is never changed"),),
+    ),
+    Guard(
+        # The user table (Django's default user model): a raw delete would orphan the bots and
+        # books (SQLite's own shell does not enforce foreign keys). The admin deletes a user only
+        # after their bots, which it deletes only when they have no books (accounts.admin).
+        table="auth_user",
+        delete_refused_when=(
+            "EXISTS (SELECT 1 FROM bots_bot WHERE owner_id = OLD.id)"
+            " OR EXISTS (SELECT 1 FROM trading_accountadjustment WHERE created_by_id = OLD.id)"
+        ),
+        delete_message="the user owns bots or signed adjustments: deactivate the user instead",
+        reads=("bots_bot", "trading_accountadjustment"),
     ),
     Guard(
         table="bots_bot",

@@ -78,6 +78,7 @@ def test_a_bot_with_books_and_its_account_cannot_be_deleted_by_raw_sql(books: di
     bot = books["bot"]
     assert "the bot has books" in refused("DELETE FROM bots_bot WHERE id = %s", (bot.pk,))
     assert "the account has books" in refused("DELETE FROM trading_tradingaccount WHERE bot_id = %s", (bot.pk,))
+    assert "deactivate the user instead" in refused("DELETE FROM auth_user WHERE id = %s", (bot.owner_id,))
     assert "starting capital never changes" in refused(
         "UPDATE bots_bot SET starting_capital = starting_capital + 1 WHERE id = %s", (bot.pk,)
     )
@@ -161,7 +162,8 @@ def test_every_guard_is_installed_and_a_disabled_one_is_noticed(books: dict[str,
     guards = (*TRADING_GUARDS, *BOTS_GUARDS)
     assert missing_triggers(connection, guards) == []
     with books_unguarded():
-        assert len(missing_triggers(connection, guards)) == 2 * len(guards)
+        expected = sum(bool(g.updates) + (g.delete_refused_when is not None) for g in guards)
+        assert len(missing_triggers(connection, guards)) == expected
         Fill.objects.filter(bot=books["bot"]).update(fee=0)  # lifted: a test may corrupt on purpose
     assert missing_triggers(connection, guards) == []
     assert "a fill is final" in refused("UPDATE trading_fill SET fee = 1")
@@ -171,7 +173,8 @@ def test_every_guard_is_installed_and_a_disabled_one_is_noticed(books: dict[str,
 
 
 SQLITE_SCHEMA = """
-CREATE TABLE bots_bot (id INTEGER PRIMARY KEY, starting_capital DECIMAL, lease_owner TEXT);
+CREATE TABLE auth_user (id INTEGER PRIMARY KEY);
+CREATE TABLE bots_bot (id INTEGER PRIMARY KEY, owner_id INTEGER, starting_capital DECIMAL, lease_owner TEXT);
 CREATE TABLE bots_cycle (id INTEGER PRIMARY KEY, bot_id INTEGER, slot TEXT, status TEXT, decision TEXT);
 CREATE TABLE bots_llmcall (id INTEGER PRIMARY KEY, bot_id INTEGER, cost DECIMAL);
 CREATE TABLE trading_tradingaccount (bot_id INTEGER PRIMARY KEY, owner_id INTEGER, cash DECIMAL);
@@ -187,7 +190,7 @@ CREATE TABLE trading_position (
     stop_loss DECIMAL, realized_pnl DECIMAL
 );
 CREATE TABLE trading_equitysnapshot (id INTEGER PRIMARY KEY, bot_id INTEGER, equity DECIMAL);
-CREATE TABLE trading_accountadjustment (id INTEGER PRIMARY KEY, bot_id INTEGER, amount DECIMAL);
+CREATE TABLE trading_accountadjustment (id INTEGER PRIMARY KEY, bot_id INTEGER, amount DECIMAL, created_by_id INTEGER);
 """
 
 
@@ -199,7 +202,8 @@ def test_the_sqlite_guards_refuse_and_allow_the_same() -> None:
             db.execute(statement)
     db.executescript(
         """
-        INSERT INTO bots_bot VALUES (1, 100, ''), (2, 100, '');
+        INSERT INTO auth_user VALUES (1), (2);
+        INSERT INTO bots_bot VALUES (1, 1, 100, ''), (2, 1, 100, '');
         INSERT INTO trading_tradingaccount VALUES (1, 1, 100), (2, 1, 100);
         INSERT INTO bots_cycle VALUES (1, 1, 's', 'running', NULL);
         INSERT INTO trading_order VALUES (1, 1, 'c', 'BTC/USD', 'buy', 'market', 0, 1, 't', 'pending_submit', 0, 1);
@@ -221,6 +225,7 @@ def test_the_sqlite_guards_refuse_and_allow_the_same() -> None:
         "UPDATE bots_bot SET starting_capital = 200 WHERE id = 2",  # never ran
         "DELETE FROM trading_tradingaccount WHERE bot_id = 2",
         "DELETE FROM bots_bot WHERE id = 2",
+        "DELETE FROM auth_user WHERE id = 2",  # owns no bot
     ]
     for sql in allowed:
         db.execute(sql)
@@ -228,6 +233,7 @@ def test_the_sqlite_guards_refuse_and_allow_the_same() -> None:
         "DELETE FROM trading_fill": "fills are books",
         "DELETE FROM bots_cycle": "cycles are books",
         "DELETE FROM bots_bot WHERE id = 1": "the bot has books",
+        "DELETE FROM auth_user WHERE id = 1": "deactivate the user instead",
         "DELETE FROM trading_tradingaccount WHERE bot_id = 1": "the account has books",
         "UPDATE bots_bot SET starting_capital = 1 WHERE id = 1": "starting capital",
         "UPDATE trading_fill SET price = 1": "a fill is final",
