@@ -12,6 +12,11 @@ What must hold for every bot (the identities the trading flows keep, trading.boo
    PnL at its marks (the prices it recorded), and its cash, realized PnL and fees are what the
    books held at its time (replayed from the fills, positions and adjustments before it).
 
+The replay orders one bot's writes by their timestamps (a fill's, a position's opening and
+closing, an adjustment's, the equity point's): they are written one after the other under the
+bot's lease, so this holds as long as the hosts' clocks agree (NTP) to better than the time between
+two of them.
+
 On PostgreSQL (numeric columns) every comparison is exact. SQLite, the embedded default, keeps 15
 significant digits of a stored decimal (its NUMERIC storage), so there each comparison allows the
 rounding the stored values it involves can carry (at most one unit of the 15th significant digit
