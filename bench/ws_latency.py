@@ -9,7 +9,8 @@ server (daphne) on a free port and connects a real WebSocket client to the bot's
 API token. Then, one at a time, it writes an order and its fill in a transaction and publishes
 the fill through `alerts.realtime` (the publisher the worker uses); the clock starts when the
 transaction commits and stops when the client has the fill's event. Both ends are in this process,
-so one monotonic clock measures both. The user and everything of theirs is deleted at the end.
+so one monotonic clock measures both. At the end the user is deactivated and the bot stopped (the
+books are append-only: its orders and fills stay, under a `bench-...` user).
 
 The path measured is the production one: commit → on_commit → channel layer (Redis) → daphne →
 consumer → socket → client.
@@ -113,6 +114,7 @@ def main() -> int:
 
     from alerts import realtime
     from bots.models import Bot
+    from bots.services import bot_create
     from trading.models import Fill, Order
 
     if getattr(settings, "EMBEDDED_REDIS", False):
@@ -125,13 +127,9 @@ def main() -> int:
 
     tag = uuid.uuid4().hex[:10]
     user = get_user_model().objects.create_user(username=f"bench-{tag}", email=f"bench-{tag}@example.invalid")
-    bot = Bot.objects.create(
+    bot = bot_create(
         owner=user,
-        name=f"ws-latency-{tag}",
-        model="hold",
-        symbols=["BTC/USD"],
-        cash=Decimal(10000),
-        starting_capital=Decimal(10000),
+        data={"name": f"ws-latency-{tag}", "model": "hold", "symbols": ["BTC/USD"], "starting_capital": Decimal(10000)},
     )
     port = free_port()
     server = subprocess.Popen(
@@ -184,7 +182,10 @@ def main() -> int:
             server.wait(timeout=10)
         except subprocess.TimeoutExpired:
             server.kill()
-        user.delete()  # cascades to the bot, its orders and fills
+        # The books are append-only (its orders and fills stay): the throwaway user is deactivated
+        # and its bot stopped, so neither can log in nor run.
+        Bot.objects.filter(pk=bot.pk).update(status=Bot.Status.STOPPED, status_reason="ws_latency bench")
+        get_user_model().objects.filter(pk=user.pk).update(is_active=False)
 
     delays = [(receiver.received[i] - committed[i]) * 1000 for i in committed if i in receiver.received]
     lost = len(committed) - len(delays)

@@ -52,6 +52,10 @@ class BotAdminForm(forms.ModelForm):
         model = Bot
         fields = ("owner", *EDITABLE_FIELDS)
         field_classes = {"symbols": SymbolsField}
+        help_texts = {
+            "llm_daily_budget": "USD per UTC day; when reached the bot holds. Blank on a new LLM bot: the "
+            "platform's default budget.",
+        }
 
     def clean(self) -> dict[str, Any]:
         cleaned = super().clean() or self.cleaned_data
@@ -70,7 +74,9 @@ class BotAdminForm(forms.ModelForm):
         # The rules are bots.rules'; the form only maps them onto its fields.
         values = {name: value(name) for name in (*EDITABLE_FIELDS, "owner")}
         current = Bot.objects.get(pk=self.instance.pk) if editing else None
-        field_errors = rules.bot_config_errors(values=values, bot=None, changed=changed)
+        field_errors = rules.bot_config_errors(
+            values=values, bot=None, changed=changed, owner=None if editing else values["owner"]
+        )
         for field, problems in field_errors.items():
             if field not in self.errors:  # one message per field ("required" is not said twice)
                 self.add_error(field if field in self.fields else None, problems)
@@ -198,7 +204,10 @@ class BotAdmin(OwnerScopedAdmin):
             if change:
                 bot_update(bot=Bot.objects.get(pk=obj.pk), data=form.changed_fields())
             else:
-                created = bot_create(owner=obj.owner, data={k: getattr(obj, k) for k in EDITABLE_FIELDS})
+                data = {k: getattr(obj, k) for k in EDITABLE_FIELDS}
+                if data["llm_daily_budget"] is None:
+                    del data["llm_daily_budget"]  # blank: a new LLM bot gets the platform's default budget
+                created = bot_create(owner=obj.owner, data=data)
                 obj.pk = created.pk
                 obj._state.adding = False
         except BotConfigurationError as exc:
@@ -275,6 +284,9 @@ class LLMCallInline(admin.TabularInline):
     def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(Cycle)
 class CycleAdmin(OwnerScopedAdmin):
@@ -297,10 +309,15 @@ class CycleAdmin(OwnerScopedAdmin):
     inlines = (LLMCallInline,)
     readonly_fields = [f.name for f in Cycle._meta.fields]
 
+    # The books: cycles and LLM calls are written by the cycle's services only, never changed or
+    # deleted (the database refuses it too: bots.ledger_guards); no bulk action either.
     def has_add_permission(self, request: HttpRequest) -> bool:
-        return False  # cycles are an audit record written by the platform only
+        return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
     @admin.display(description="error")
@@ -331,4 +348,7 @@ class LLMCallAdmin(OwnerScopedAdmin):
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False

@@ -70,7 +70,8 @@ def run_cycle(*, bot_id: int, slot: datetime) -> Cycle:
     if not bot_lease_acquire(bot_id=bot_id, owner=owner):
         return _lease_taken(bot_id=bot_id, slot=slot, slot_key=slot_key)
     try:
-        bot = Bot.objects.select_related("exchange_account").get(pk=bot_id)
+        # The owner too: the LLM's budget per user and fair share are theirs (bots.rules).
+        bot = Bot.objects.select_related("exchange_account", "owner").get(pk=bot_id)
         cycle = _cycle_row(bot=bot, slot=slot)
         if cycle.status != Cycle.Status.RUNNING:
             logger.info("cycle %s of bot %s already %s", slot.isoformat(), bot_id, cycle.status)
@@ -344,13 +345,23 @@ class LiveControl:
 
     def budget_reached(self, *, reason: str) -> None:
         bot = self.bot
+        # The bot's own budget, or the operator's budget per user that all the owner's bots share.
+        per_user = "your bots" in reason
+        whose = (
+            "your bots reached this platform's daily LLM limit per user"
+            if per_user
+            else "it reached its daily LLM budget"
+        )
+        # Once a day is enough: per bot, or per user for the limit all the owner's bots share.
+        today = timezone.now().date().isoformat()
+        dedupe = f"llm_budget_user:{bot.owner_id}:{today}" if per_user else f"llm_budget:{bot.pk}:{today}"
         alert_raise(
             owner_id=bot.owner_id,
             bot_id=bot.pk,
             kind=AlertKind.RISK,
             severity=Severity.WARNING,
-            message=f"{bot.name} reached its daily LLM budget and holds until 00:00 UTC ({reason})",
+            message=f"{bot.name} holds until 00:00 UTC: {whose} ({reason})",
             payload={"llm_budget": True, "breaker": "llm_budget", "reason": reason},
             event=Event.BREAKER_TRIPPED,
-            dedupe_key=f"llm_budget:{bot.pk}:{timezone.now().date().isoformat()}",  # once a day is enough
+            dedupe_key=dedupe,
         )

@@ -13,11 +13,12 @@ from bots.rules import (
     MAX_STARTING_CAPITAL,
     MAX_TRADES_PER_DAY,
     MIN_INTERVAL_SECONDS,
+    effective_max_leverage,
     quote_of,
     validate_positive,
     validate_symbols,
 )
-from trading.models import money_field
+from trading.models import AppendOnlyModel, money_field
 from trading.risk_types import RiskLimits
 
 
@@ -154,7 +155,8 @@ class Bot(models.Model):
     def risk_limits(self) -> RiskLimits:
         return RiskLimits(
             max_position_pct=self.max_position_pct,
-            max_leverage=self.max_leverage,
+            # Within the operator's cap too (a bot made before a lower BOT_MAX_LEVERAGE is clamped).
+            max_leverage=effective_max_leverage(self.max_leverage),
             max_exposure_pct=self.max_exposure_pct,
             max_trades_per_day=self.max_trades_per_day,
             daily_loss_limit_pct=self.daily_loss_limit_pct,
@@ -162,7 +164,7 @@ class Bot(models.Model):
         )
 
 
-class Cycle(models.Model):
+class Cycle(AppendOnlyModel):
     """One trading cycle of one bot for one slot: what the bot saw, decided and did, and why."""
 
     class Kind(models.TextChoices):
@@ -176,7 +178,8 @@ class Cycle(models.Model):
         FAILED = "failed"
         SKIPPED = "skipped"
 
-    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, related_name="cycles")
+    # PROTECT: a bot with cycles is never deleted with them (the books are append-only).
+    bot = models.ForeignKey(Bot, on_delete=models.PROTECT, related_name="cycles")
     slot = models.DateTimeField(help_text="the scheduled time this cycle was claimed for")
     kind = models.CharField(max_length=10, choices=Kind.choices, default=Kind.TRADE)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
@@ -211,7 +214,7 @@ class Cycle(models.Model):
         return f"{self.bot_id} @ {self.slot:%Y-%m-%d %H:%M:%S} ({self.status})"
 
 
-class LLMCall(models.Model):
+class LLMCall(AppendOnlyModel):
     """One request to an LLM API (a decision or a repair attempt), with its usage and cost."""
 
     class Purpose(models.TextChoices):
@@ -223,8 +226,8 @@ class LLMCall(models.Model):
         OK = "ok"
         ERROR = "error"
 
-    cycle = models.ForeignKey(Cycle, on_delete=models.CASCADE, null=True, blank=True, related_name="llm_calls")
-    bot = models.ForeignKey(Bot, on_delete=models.CASCADE, null=True, blank=True, related_name="llm_calls")
+    cycle = models.ForeignKey(Cycle, on_delete=models.PROTECT, null=True, blank=True, related_name="llm_calls")
+    bot = models.ForeignKey(Bot, on_delete=models.PROTECT, null=True, blank=True, related_name="llm_calls")
     provider = models.CharField(max_length=32)
     model = models.CharField(max_length=100)
     purpose = models.CharField(max_length=8, choices=Purpose.choices, default=Purpose.DECIDE)

@@ -235,10 +235,22 @@ def ensure_configured(*, provider: str, model: str) -> None:
 
 
 def build_decision_maker(
-    *, provider: str, model: str, bot_id: int | None, llm_daily_budget: Decimal | None
+    *,
+    provider: str,
+    model: str,
+    bot_id: int | None,
+    llm_daily_budget: Decimal | None,
+    owner_id: int | None = None,
+    user_daily_budget: Decimal | None = None,
 ) -> DecisionMaker:
     """The decision maker of a bot on this LLM provider and model (checked by ensure_configured)."""
-    return decision_maker_class(provider)(model=model, bot_id=bot_id, llm_daily_budget=llm_daily_budget)
+    return decision_maker_class(provider)(
+        model=model,
+        bot_id=bot_id,
+        llm_daily_budget=llm_daily_budget,
+        owner_id=owner_id,
+        user_daily_budget=user_daily_budget,
+    )
 
 
 def get_decision_maker(bot: Bot) -> DecisionMaker:
@@ -246,6 +258,13 @@ def get_decision_maker(bot: Bot) -> DecisionMaker:
     if bot.provider == BASELINE:
         maker: DecisionMaker = _attribute(REGISTRY[BASELINE].maker)(bot.model)
         return maker
+    from bots.rules import user_llm_daily_budget  # the rules import this registry
+
     return build_decision_maker(
-        provider=bot.provider, model=bot.model, bot_id=bot.pk, llm_daily_budget=bot.llm_daily_budget
+        provider=bot.provider,
+        model=bot.model,
+        bot_id=bot.pk,
+        llm_daily_budget=bot.llm_daily_budget,
+        owner_id=bot.owner_id,
+        user_daily_budget=user_llm_daily_budget(owner=bot.owner),
     )

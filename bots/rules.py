@@ -98,6 +98,83 @@ def name_problem(*, owner_id: int | None, name: str, bot_id: int | None) -> str:
     return "You already have a bot with this name." if clash.exists() else ""
 
 
+# --- Operator caps: the deployment's limits on every user's bots (settings) -------------------------
+#
+# Per bot (everyone, superusers included): a minimum interval (BOT_MIN_INTERVAL_SECONDS) and a
+# maximum leverage (BOT_MAX_LEVERAGE; the risk manager also clamps bots made before a lower cap),
+# and a default daily LLM budget for a new LLM bot (BOT_DEFAULT_LLM_DAILY_BUDGET). Per user
+# (superusers exempt: the operator runs the platform and pays its keys): a number of bots not
+# stopped (MAX_BOTS_PER_USER) and a daily LLM spend over all their bots (USER_LLM_DAILY_BUDGET).
+# The fair share of each model's rate limit per user is the limiter's (bots.llm.ratelimit).
+
+
+def min_interval_seconds() -> int:
+    return int(settings.BOT_MIN_INTERVAL_SECONDS)
+
+
+def max_leverage() -> Decimal:
+    return Decimal(settings.BOT_MAX_LEVERAGE)
+
+
+def effective_max_leverage(configured: Decimal) -> Decimal:
+    """The leverage the risk manager allows a bot: its own limit within the operator's cap."""
+    return min(configured, max_leverage())
+
+
+def exempt_from_user_caps(owner: Any) -> bool:
+    return bool(getattr(owner, "is_superuser", False))
+
+
+def bots_per_user_problem(*, owner: Any) -> str:
+    """Why this user may not have one more bot, or ""."""
+    from bots.models import Bot
+
+    cap = int(settings.MAX_BOTS_PER_USER)
+    if owner is None or not cap or exempt_from_user_caps(owner):
+        return ""
+    running = Bot.objects.filter(owner=owner).exclude(status=Bot.Status.STOPPED).count()
+    if running < cap:
+        return ""
+    return (
+        f"You have {running} bots that are not stopped, the most this platform allows per user ({cap}): "
+        "stop one to create another"
+    )
+
+
+def default_llm_budget(*, provider: str) -> Decimal | None:
+    """The daily LLM budget (USD) a new bot on `provider` gets when it names none (None: no budget)."""
+    if provider == BASELINE:
+        return None
+    budget = settings.BOT_DEFAULT_LLM_DAILY_BUDGET
+    return None if budget is None else Decimal(budget)
+
+
+def user_llm_daily_budget(*, owner: Any) -> Decimal | None:
+    """What all of `owner`'s bots together may spend on LLM calls per UTC day (USD), or None."""
+    budget = settings.USER_LLM_DAILY_BUDGET
+    if budget is None or exempt_from_user_caps(owner):
+        return None
+    return Decimal(budget)
+
+
+def cap_problems(*, value: Callable[[str], Any], changed: Collection[str]) -> dict[str, list[str]]:
+    """Field errors for the operator's per-bot caps (only for the fields being set)."""
+    errors: dict[str, list[str]] = {}
+    interval = value("interval_seconds")
+    if "interval_seconds" in changed and isinstance(interval, int) and interval < min_interval_seconds():
+        errors["interval_seconds"] = [
+            f"Ensure this value is greater than or equal to {min_interval_seconds()} (this platform's minimum "
+            "interval, in seconds)."
+        ]
+    leverage = value("max_leverage")
+    if "max_leverage" in changed and isinstance(leverage, Decimal) and leverage > max_leverage():
+        errors["max_leverage"] = [
+            f"Ensure this value is less than or equal to {max_leverage().normalize():f} (this platform's maximum "
+            "leverage)."
+        ]
+    return errors
+
+
 # --- The configuration as a whole -----------------------------------------------------------------
 
 
@@ -107,6 +184,7 @@ def bot_config_errors(
     bot: Bot | None,
     changed: Collection[str] | None = None,
     check_state: bool = True,
+    owner: Any = None,
 ) -> dict[str, list[str]]:
     """Field errors of a proposed configuration: `values` are the fields a form sets, `bot` the bot
     being edited (None when creating). Empty when it may be saved.
@@ -115,6 +193,7 @@ def bot_config_errors(
     the change touches (default: the fields in `values`, or everything for a new bot). With
     `check_state`, what the bot's state forbids (`change_problem`: it ran, holds a position, runs) is
     a non-field error too; the API leaves that to the service it calls, which refuses it the same.
+    With `owner`, the configuration is a new bot of theirs, held to the bots-per-user cap.
     """
     from bots.models import Bot
 
@@ -129,6 +208,12 @@ def bot_config_errors(
     if changed is None:
         changed = set(values) if bot is not None else {*values, "provider", "model", "exchange"}
     errors = config_problems(value=value, changed=changed)
+    for field, problems in cap_problems(value=value, changed=changed).items():
+        errors.setdefault(field, []).extend(problems)
+    if bot is None and owner is not None:
+        problem = bots_per_user_problem(owner=owner)
+        if problem:
+            errors.setdefault(NON_FIELD, []).append(problem + ".")
     if check_state and bot is not None and not errors:
         problem = change_problem(bot=bot, fields={k: v for k, v in values.items() if k in changed})
         if problem:
@@ -301,6 +386,12 @@ def ensure_startable(*, bot: Bot, confirm_live: bool) -> None:
 
     if not bot.symbols:
         raise BotConfigurationError("the bot has no symbols to trade")
+    if bot.interval_seconds < min_interval_seconds():
+        # The operator raised the minimum after this bot was made: it runs again once it follows it.
+        raise BotConfigurationError(
+            f"its interval ({bot.interval_seconds} s) is below this platform's minimum ({min_interval_seconds()} s): "
+            "change it first"
+        )
     ensure_runnable(provider=bot.provider, model=bot.model)
     if bot.mode != Bot.Mode.LIVE:
         return
@@ -336,13 +427,58 @@ def _ensure_broker(account: ExchangeAccount) -> None:
 
 
 def delete_problem(*, bot: Bot) -> str:
-    """Why the bot cannot be deleted now, or "": deleting would drop positions no one closes."""
+    """Why the bot cannot be deleted, or "".
+
+    A bot that has run is never deleted: its books (cycles, orders, fills, positions, equity, LLM
+    calls) are append-only, the record of what it did and what it cost, and deleting a bot that
+    lost would flatter every comparison it was part of. It stays, stopped (a stopped bot never runs
+    again). A bot that never ran has no books and may go.
+    """
     from bots.models import Bot
 
+    history = books_summary(bot=bot)
+    if history:
+        return (
+            f"it has a trading history ({history}) and the books are append-only: a bot that has run is "
+            "kept for the record; stop it instead (a stopped bot never runs again)"
+        )
     if bot.status not in (Bot.Status.INACTIVE, Bot.Status.STOPPED):
         return f"stop the bot before deleting it (it is {bot.status})"
     if holds_anything(bot=bot):
         return "the bot still holds positions or open orders; its close-out must finish first"
+    return ""
+
+
+def books_summary(*, bot: Bot) -> str:
+    """What the bot's books hold ("12 cycles, 3 orders"), or "" when it has none."""
+    from trading.models import AccountAdjustment, EquitySnapshot
+
+    counts = [
+        (bot.cycles.count(), "cycle"),
+        (bot.orders.count(), "order"),
+        (EquitySnapshot.objects.filter(bot_id=bot.pk).count(), "equity point"),
+        (bot.llm_calls.count(), "LLM call"),
+        (AccountAdjustment.objects.filter(bot_id=bot.pk).count(), "adjustment"),
+    ]
+    return ", ".join(f"{n} {label}{'' if n == 1 else 's'}" for n, label in counts if n)
+
+
+def user_delete_problem(*, user_id: int) -> str:
+    """Why the user cannot be deleted, or "": a user whose bots have books keeps them (and the
+    bots); deactivate the account instead."""
+    from bots.models import Bot, Cycle
+    from trading.models import AccountAdjustment, Order
+
+    bots = Bot.objects.filter(owner_id=user_id)
+    if (
+        Cycle.objects.filter(bot__in=bots).exists()
+        or Order.objects.filter(bot__in=bots).exists()
+        or AccountAdjustment.objects.filter(Q(bot__in=bots) | Q(created_by_id=user_id)).exists()
+    ):
+        return (
+            "their bots have trading history and the books are append-only: deactivate the user "
+            "instead (untick Active); their bots and books stay"
+        )
     return ""
 
 

@@ -19,8 +19,8 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
-from django.db import transaction
-from django.db.models import Exists, F, OuterRef, Q
+from django.db import IntegrityError, transaction
+from django.db.models import Exists, F, OuterRef, ProtectedError, Q
 from django.utils import timezone
 
 from alerts import realtime
@@ -30,6 +30,7 @@ from bots.exceptions import BotBusy, BotConfigurationError, BotError, InvalidTra
 from bots.llm_costs import LLM_TOTALS
 from bots.marks import stop_mark_record
 from bots.models import Bot
+from bots.providers import BASELINE
 from marketdata.services import markets_now
 from trading.brokers import broker_for_account
 from trading.brokers.base import Broker, BrokerError
@@ -99,11 +100,22 @@ def first_slot(*, bot: Bot) -> datetime:
 
 
 def bot_create(*, owner: User, data: dict[str, Any]) -> Bot:
-    """Create a bot (inactive) with its paper account funded with the starting capital."""
+    """Create a bot (inactive) with its paper account funded with the starting capital.
+
+    Held to the operator's caps (bots.rules): a new LLM bot that names no daily budget gets the
+    default one, and a user at the bots-per-user cap is refused (BotConfigurationError)."""
     fields = {k: v for k, v in data.items() if k in EDITABLE_FIELDS}
+    if "llm_daily_budget" not in fields:
+        fields["llm_daily_budget"] = rules.default_llm_budget(provider=fields.get("provider") or BASELINE)
     bot = Bot(owner=owner, **fields)
     bot.full_clean()
+    _ensure_caps(bot=bot, changed=fields)
     with transaction.atomic():
+        # The owner's row, locked: two creates at once cannot both take the last bot of the cap.
+        User.objects.select_for_update().filter(pk=owner.pk).exists()
+        problem = rules.bots_per_user_problem(owner=owner)
+        if problem:
+            raise BotConfigurationError(problem)
         bot.save()
         trading_account_open(
             bot_id=bot.pk, owner_id=bot.owner_id, capital=bot.starting_capital, today=timezone.now().date()
@@ -119,8 +131,17 @@ def bot_update(*, bot: Bot, data: dict[str, Any]) -> Bot:
     if problem:
         raise BotConfigurationError(problem)
     has_run = bot.cycles.exists()
+    if (
+        "provider" in fields
+        and "llm_daily_budget" not in data
+        and bot.llm_daily_budget is None
+        and bot.provider == BASELINE
+    ):
+        # A baseline becoming an LLM bot is a new LLM bot: it gets the default budget too.
+        fields["llm_daily_budget"] = rules.default_llm_budget(provider=fields["provider"])
     for key, value in fields.items():
         setattr(bot, key, value)
+    _ensure_caps(bot=bot, changed=fields)
     update = [*fields, "updated_at"]
     if ("mode" in fields or "exchange_account" in fields) and data.get("live_confirmed") is not True:
         # A switch of where the bot trades must be confirmed again (at start, or by the admin
@@ -139,12 +160,25 @@ def bot_update(*, bot: Bot, data: dict[str, Any]) -> Bot:
     return bot
 
 
+def _ensure_caps(*, bot: Bot, changed: Any) -> None:
+    """The operator's per-bot caps, for the fields being set (every surface saves through here)."""
+    errors = rules.cap_problems(value=lambda name: getattr(bot, name), changed=set(changed))
+    if errors:
+        raise ValidationError(errors)
+
+
 def bot_delete(*, bot: Bot) -> None:
-    """Delete a bot that holds nothing (the API and the admin both delete through here)."""
+    """Delete a bot that never ran (the API and the admin both delete through here); a bot with
+    books is refused (InvalidTransition, 409): the books are append-only."""
     problem = rules.delete_problem(bot=bot)
     if problem:
         raise InvalidTransition(problem)
-    bot.delete()
+    try:
+        with transaction.atomic():
+            bot.delete()
+    except (ProtectedError, IntegrityError):
+        # Its first cycle started between the check and the delete: the books protect it.
+        raise InvalidTransition(rules.delete_problem(bot=bot) or "the bot has started trading") from None
 
 
 # --- Lifecycle -------------------------------------------------------------------------------------
@@ -304,6 +338,10 @@ def position_close(*, bot: Bot, symbol: str, user: User | None = None, lease_wai
         position = bot.positions.filter(status=Position.Status.OPEN, symbol=symbol).first()
         if position is None:
             raise InvalidTransition(f"{bot.name} has no open position on {symbol} (it was closed a moment ago)")
+        if user is not None:
+            # Who asked, written while the position is still open: a closed position is final
+            # (trading.ledger_guards), and a close that fails takes it back below.
+            Position.objects.filter(pk=position.pk, status=Position.Status.OPEN).update(closed_by=user)
         executor = None
         try:
             executor = executor_for(bot_id=bot.pk, broker=broker_for_bot(bot=bot))
@@ -316,13 +354,15 @@ def position_close(*, bot: Bot, symbol: str, user: User | None = None, lease_wai
                 executor=executor, position=position, market=market, reason=Position.CloseReason.MANUAL
             )
         except BrokerError as exc:
+            Position.objects.filter(pk=position.pk, status=Position.Status.OPEN).update(closed_by=None)
             raise BotError(f"the exchange could not close the position ({exc}); it stays open") from None
+        except BaseException:
+            Position.objects.filter(pk=position.pk, status=Position.Status.OPEN).update(closed_by=None)
+            raise
         finally:
             if executor is not None:
                 executor.close()
         closed = position.status == Position.Status.CLOSED
-        if closed and user is not None:
-            Position.objects.filter(pk=position.pk, close_reason=Position.CloseReason.MANUAL).update(closed_by=user)
         order_status = (
             Order.objects.filter(position=position, intent=Order.Intent.CLOSE)
             .order_by("-pk")

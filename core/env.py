@@ -65,6 +65,23 @@ def env_decimal(name: str, default: str, *, minimum: Decimal | None = None) -> D
     return number
 
 
+def env_decimal_or_off(name: str, default: str, *, minimum: Decimal | None = None) -> Decimal | None:
+    """A decimal, or None when the variable (or, unset, the default) is `off`."""
+    value = os.environ.get(name)
+    raw = default if value is None or value.strip() == "" else value.strip()
+    if raw.lower() == "off":
+        return None
+    try:
+        number = Decimal(raw)
+    except InvalidOperation:
+        raise ImproperlyConfigured(f"{name} must be a decimal number or 'off', got {raw!r}") from None
+    if not number.is_finite():
+        raise ImproperlyConfigured(f"{name} must be a finite number or 'off', got {raw!r}")
+    if minimum is not None and number < minimum:
+        raise ImproperlyConfigured(f"{name} must be at least {minimum} (or 'off'), got {number}")
+    return number
+
+
 def env_list(name: str, default: list[str]) -> list[str]:
     value = os.environ.get(name)
     if value is None:

@@ -116,6 +116,16 @@ def test_management_commands_complete_a_cycle_on_the_embedded_default(embedded: 
     completed = embedded.count("SELECT COUNT(*) FROM bots_cycle WHERE bot_id = ? AND status = 'completed'", (bot_id,))
     assert completed >= 1, embedded.query("SELECT status, error FROM bots_cycle WHERE bot_id = ?", (bot_id,))
 
+    # The books agree, and SQLite refuses to delete them (the append-only triggers survive the
+    # migrations that rebuilt their tables).
+    assert "agree" in embedded.manage("ledger_check").stdout
+    with (
+        sqlite3.connect(embedded.database, timeout=30) as conn,
+        pytest.raises(sqlite3.IntegrityError, match="never deleted"),
+    ):
+        conn.execute("DELETE FROM bots_cycle")
+    assert embedded.count("SELECT COUNT(*) FROM bots_cycle WHERE bot_id = ?", (bot_id,)) >= 1
+
 
 def test_launcher_runs_cycles_through_celery_and_stops_everything_on_ctrl_c(embedded: Embedded) -> None:
     process = subprocess.Popen(

@@ -56,6 +56,11 @@ MALFORMED = [
     pytest.param({"LOG_LEVEL": "loud"}, "LOG_LEVEL", id="choice"),
     pytest.param({"MARKET_DATA_FEED": "carrier-pigeon"}, "MARKET_DATA_FEED", id="feed"),
     pytest.param({"PAPER_FEE_BPS": "five"}, "PAPER_FEE_BPS", id="decimal"),
+    pytest.param({"BOT_MAX_LEVERAGE": "200"}, "BOT_MAX_LEVERAGE", id="leverage-cap-above-125"),
+    pytest.param({"BOT_MIN_INTERVAL_SECONDS": "300"}, "BOT_MIN_INTERVAL_SECONDS", id="default-below-minimum"),
+    pytest.param({"USER_LLM_DAILY_BUDGET": "lots"}, "USER_LLM_DAILY_BUDGET", id="budget-not-a-number-nor-off"),
+    pytest.param({"BOT_DEFAULT_LLM_DAILY_BUDGET": "-1"}, "BOT_DEFAULT_LLM_DAILY_BUDGET", id="budget-negative"),
+    pytest.param({"MAX_BOTS_PER_USER": "-1"}, "MAX_BOTS_PER_USER", id="bots-per-user-negative"),
     pytest.param({"CYCLE_SOFT_TIME_LIMIT": "200"}, "CYCLE_SOFT_TIME_LIMIT", id="soft-above-hard-limit"),
     pytest.param({"EMBEDDED_REDIS_PORT": "six"}, "EMBEDDED_REDIS_PORT", id="embedded-redis-port"),
 ]

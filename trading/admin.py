@@ -3,9 +3,11 @@
 Ownership: a superuser sees every row; any other staff user sees and changes only their own
 (accounts they own, trading rows of bots they own), including in the choices of related fields.
 
-Orders, fills, positions and equity points are the audit trail of what the bots did: they are
-read-only here (the trading services write them; editing one would make the books disagree with
-the exchange). They can still be deleted, so deleting a bot from the admin works.
+Orders, fills, positions, equity points and adjustments are the books: the audit trail of what
+the bots did. They are read-only here, with no add, change, delete or bulk action (the trading
+services write them; the database refuses deleting them or rewriting their history whatever the
+path: trading.ledger_guards). A correction of an account's cash is a new adjustment with who and
+why, added by a superuser through `trading.services.account_adjust`, never an edit.
 
 Exchange keys are write-only: the form never renders a stored key, a blank input keeps it, and
 "clear keys" removes all three.
@@ -16,13 +18,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
+from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 
 from bots.rules import exchange_account_live_bots_problem
 from bots.services import exchange_account_update
 from core.admin import OwnerScopedAdmin
-from trading.models import EquitySnapshot, ExchangeAccount, Fill, Order, Position
+from trading.models import AccountAdjustment, EquitySnapshot, ExchangeAccount, Fill, Order, Position
+from trading.services import account_adjust
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldGroups
@@ -31,12 +35,18 @@ SECRET_FIELDS = ("api_key", "api_secret", "passphrase")
 
 
 class ReadOnlyRecordAdmin(OwnerScopedAdmin):
-    """The trading services write these rows; the admin shows them and may delete them."""
+    """The books: the trading services write these rows; the admin only shows them.
+
+    No add, change or delete permission, so no bulk action either (Django offers "delete
+    selected" only with the delete permission)."""
 
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
 
@@ -192,6 +202,9 @@ class FillInline(admin.TabularInline):  # type: ignore[type-arg]
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
 
 @admin.register(Order)
 class OrderAdmin(ReadOnlyRecordAdmin):
@@ -261,3 +274,73 @@ class EquitySnapshotAdmin(ReadOnlyRecordAdmin):
     date_hierarchy = "time"
     list_select_related = ("bot",)
     readonly_fields = [f.name for f in EquitySnapshot._meta.fields]
+
+
+# --- Adjustments: corrections as new entries -----------------------------------------------------
+
+
+class AccountAdjustmentForm(forms.ModelForm):  # type: ignore[type-arg]
+    class Meta:
+        model = AccountAdjustment
+        fields = ["bot", "amount", "reason"]
+        help_texts = {
+            "amount": "Added to the bot's free cash, in its quote currency (negative takes cash out).",
+            "reason": "Why the books are corrected: kept with the entry for good, with your name.",
+        }
+
+    def clean_reason(self) -> str:
+        reason = str(self.cleaned_data.get("reason") or "").strip()
+        if len(reason) < 10:
+            raise ValidationError("Say why the books are corrected (at least 10 characters).")
+        return reason
+
+
+@admin.register(AccountAdjustment)
+class AccountAdjustmentAdmin(OwnerScopedAdmin):
+    """Corrections of an account's cash. A superuser adds one (through the service, which moves the
+    cash in the same transaction); nobody changes or deletes one: a wrong correction is corrected
+    by another."""
+
+    form = AccountAdjustmentForm
+    list_display = ("created_at", "bot", "signed_amount", "cash_after", "reason", "created_by")
+    list_filter = ("created_at",)
+    search_fields = ("bot__name", "reason", "created_by__username")
+    date_hierarchy = "created_at"
+    list_select_related = ("bot", "created_by")
+    readonly_fields = ("created_at", "created_by", "cash_after")
+
+    @admin.display(description="amount")
+    def signed_amount(self, obj: AccountAdjustment) -> str:
+        return f"{obj.amount:+f} {obj.bot.quote_currency}"
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> _FieldGroups:
+        if obj is None:
+            return ["bot", "amount", "reason"]
+        return ["bot", "amount", "reason", "cash_after", "created_by", "created_at"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> Any:
+        if obj is None:
+            return ()
+        return ("bot", "amount", "reason", "cash_after", "created_by", "created_at")
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        # Operators only: an owner adding cash to their own bot would flatter its results.
+        return bool(getattr(request.user, "is_superuser", False))
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(self, request: HttpRequest, obj: AccountAdjustment, form: Any, change: bool) -> None:
+        try:
+            entry = account_adjust(
+                bot_id=obj.bot_id, amount=obj.amount, reason=obj.reason, user_id=int(request.user.pk or 0)
+            )
+        except ValidationError as exc:
+            # Checked again under the account's lock (the cash may have moved since the form).
+            self.message_user(request, f"Not adjusted: {'; '.join(exc.messages)}", messages.ERROR)
+            return
+        obj.pk = entry.pk
+        obj._state.adding = False

@@ -304,6 +304,7 @@ class DatabaseBooks:
             side=side,
             # Positions hold base units; orders hold the exchange's units (contracts on contract markets).
             quantity=order.quantity * info.contract_size,
+            contract_size=info.contract_size,
             entry_price=price,
             leverage=order.leverage,
             margin=margin,

@@ -8,6 +8,7 @@ from django.core.exceptions import ValidationError
 from django.db import models
 from django.db.models import Q
 
+from core.errors import DomainConflict
 from trading.fields import EncryptedTextField, is_unreadable
 
 
@@ -21,6 +22,30 @@ def quantity_field(**kwargs: Any) -> models.DecimalField:
 
 def money_field(**kwargs: Any) -> models.DecimalField:
     return models.DecimalField(max_digits=30, decimal_places=12, **kwargs)
+
+
+class BooksAreAppendOnly(DomainConflict):
+    """A book row (order, fill, position, equity point, cycle, LLM call, adjustment) was to be deleted."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):  # type: ignore[type-arg]
+    """The books' rows are never deleted, in bulk either: said here in Python, refused by the
+    database's triggers (core.append_only) whatever path a delete takes."""
+
+    def delete(self) -> tuple[int, dict[str, int]]:
+        raise BooksAreAppendOnly(f"{self.model._meta.verbose_name_plural} are books: they are never deleted")
+
+
+class AppendOnlyModel(models.Model):
+    """A row of the books: written by the services, never deleted (see AppendOnlyQuerySet)."""
+
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
+        raise BooksAreAppendOnly(f"{self._meta.verbose_name} {self.pk} is part of the books: it is never deleted")
 
 
 class ExchangeAccount(models.Model):
@@ -89,7 +114,7 @@ class TradingAccount(models.Model):
         return f"account of bot {self.bot_id}"
 
 
-class Order(models.Model):
+class Order(AppendOnlyModel):
     class Side(models.TextChoices):
         BUY = "buy"
         SELL = "sell"
@@ -118,10 +143,11 @@ class Order(models.Model):
 
     ACTIVE_STATUSES = (Status.PENDING_SUBMIT, Status.OPEN, Status.PARTIALLY_FILLED, Status.UNKNOWN)
 
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="orders")
-    cycle = models.ForeignKey("bots.Cycle", on_delete=models.SET_NULL, null=True, blank=True, related_name="orders")
+    # PROTECT everywhere in the books: deleting a bot (or a user) never takes its history along.
+    bot = models.ForeignKey("bots.Bot", on_delete=models.PROTECT, related_name="orders")
+    cycle = models.ForeignKey("bots.Cycle", on_delete=models.PROTECT, null=True, blank=True, related_name="orders")
     position = models.ForeignKey(
-        "trading.Position", on_delete=models.SET_NULL, null=True, blank=True, related_name="orders"
+        "trading.Position", on_delete=models.PROTECT, null=True, blank=True, related_name="orders"
     )
     # Deterministic (bot, slot, leg): written before the exchange is called and sent with the
     # order, so a retry finds the order instead of placing it again.
@@ -157,9 +183,9 @@ class Order(models.Model):
         return f"{self.side} {self.quantity} {self.symbol} ({self.status})"
 
 
-class Fill(models.Model):
-    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="fills")
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="fills")
+class Fill(AppendOnlyModel):
+    order = models.ForeignKey(Order, on_delete=models.PROTECT, related_name="fills")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.PROTECT, related_name="fills")
     symbol = models.CharField(max_length=40)
     side = models.CharField(max_length=4, choices=Order.Side.choices)
     quantity = quantity_field()
@@ -177,7 +203,7 @@ class Fill(models.Model):
         return f"{self.side} {self.quantity} {self.symbol} @ {self.price}"
 
 
-class Position(models.Model):
+class Position(AppendOnlyModel):
     class Side(models.TextChoices):
         LONG = "long"
         SHORT = "short"
@@ -195,11 +221,14 @@ class Position(models.Model):
         BREAKER = "breaker"
         MANUAL = "manual", "Manual close"
 
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="positions")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.PROTECT, related_name="positions")
     symbol = models.CharField(max_length=40)
     side = models.CharField(max_length=5, choices=Side.choices)
     status = models.CharField(max_length=6, choices=Status.choices, default=Status.OPEN)
-    quantity = quantity_field()
+    quantity = quantity_field(help_text="base units (contracts x contract size)")
+    # Base units per contract of the market it was opened on (1 on spot): its fills are in the
+    # exchange's units (contracts), so the ledger check compares quantity with fills x this.
+    contract_size = quantity_field(default=Decimal(1))
     entry_price = price_field()
     leverage = models.DecimalField(max_digits=6, decimal_places=2, default=Decimal(1))
     margin = money_field()
@@ -217,10 +246,11 @@ class Position(models.Model):
     checked_until = models.DateTimeField(null=True, blank=True)
     opened_at = models.DateTimeField()
     closed_at = models.DateTimeField(null=True, blank=True)
-    opened_cycle = models.ForeignKey("bots.Cycle", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
-    # A manual close (bots.services.position_close): who asked for it.
+    opened_cycle = models.ForeignKey("bots.Cycle", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
+    # A manual close (bots.services.position_close): who asked for it. PROTECT like every key of
+    # the books: a user who closed a position is deactivated, never deleted from its history.
     closed_by = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, blank=True, related_name="+"
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
 
     class Meta:
@@ -236,11 +266,11 @@ class Position(models.Model):
         return f"{self.side} {self.quantity} {self.symbol} ({self.status})"
 
 
-class EquitySnapshot(models.Model):
+class EquitySnapshot(AppendOnlyModel):
     """A bot's account marked to market once per cycle (an equity mark)."""
 
-    bot = models.ForeignKey("bots.Bot", on_delete=models.CASCADE, related_name="equity_snapshots")
-    cycle = models.ForeignKey("bots.Cycle", on_delete=models.SET_NULL, null=True, blank=True, related_name="+")
+    bot = models.ForeignKey("bots.Bot", on_delete=models.PROTECT, related_name="equity_snapshots")
+    cycle = models.ForeignKey("bots.Cycle", on_delete=models.PROTECT, null=True, blank=True, related_name="+")
     time = models.DateTimeField()
     market_time = models.DateTimeField(null=True, blank=True)
     # The market clock (epoch seconds, never running backwards: trading.statistics.advance_clock)
@@ -312,3 +342,26 @@ class EquitySnapshot(models.Model):
             self.benchmark = statistics.buy_and_hold_index(
                 symbols=list(self.bot.symbols), prices=self.prices, first_prices=first or self.prices
             )
+
+
+class AccountAdjustment(AppendOnlyModel):
+    """A manual correction of a trading account's cash: a new entry with who and why, never an edit.
+
+    Written only by `trading.services.account_adjust` (the admin's form), which moves the cash in
+    the same transaction. The ledger check counts it: cash = capital + realized - fees - margin held
+    + adjustments. In the account's (quote) currency.
+    """
+
+    bot = models.ForeignKey("bots.Bot", on_delete=models.PROTECT, related_name="adjustments")
+    amount = money_field(help_text="added to the cash (negative: taken out), in the quote currency")
+    reason = models.TextField(help_text="why the books are corrected (shown with the entry for good)")
+    cash_after = money_field(help_text="the account's cash after this entry")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [models.Index(fields=["bot", "created_at"], name="adjustment_bot_created")]
+
+    def __str__(self) -> str:
+        return f"{self.amount:+f} to bot {self.bot_id}"

@@ -20,12 +20,13 @@ from datetime import date
 from decimal import Decimal
 from typing import Any
 
+from django.core.exceptions import ValidationError
 from django.db import transaction
 
 from marketdata.types import MarketSnapshot, SymbolMarket
 from trading import paper
 from trading.executors import Executor
-from trading.models import ExchangeAccount, Order, Position, TradingAccount
+from trading.models import AccountAdjustment, ExchangeAccount, Order, Position, TradingAccount
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +51,37 @@ def trading_account_open(*, bot_id: int, owner_id: int, capital: Decimal, today:
 def trading_account_fund(*, bot_id: int, capital: Decimal) -> None:
     """Fund an account that never traded with a new starting capital (its marks follow)."""
     TradingAccount.objects.filter(pk=bot_id).update(cash=capital, peak_equity=capital, day_start_equity=capital)
+
+
+def account_adjust(*, bot_id: int, amount: Decimal, reason: str, user_id: int) -> AccountAdjustment:
+    """Correct an account's cash with a new entry saying who and why (the books are never edited).
+
+    The cash moves and the entry is written in one transaction, under the account's lock (as a
+    fill does), so the ledger check's identity holds at every commit. Raises ValidationError for
+    a zero amount, no reason, or a correction that would leave negative cash.
+    """
+    reason = reason.strip()
+    if not reason:
+        raise ValidationError({"reason": "Say why the books are corrected."})
+    if amount == 0:
+        raise ValidationError({"amount": "A correction of zero changes nothing."})
+    if paper.money(amount) != amount:
+        # Stored with 12 decimal places: a rounded entry would disagree with the cash it moved.
+        raise ValidationError({"amount": "Give the amount with at most 12 decimal places."})
+    with transaction.atomic():
+        account = TradingAccount.objects.select_for_update().get(pk=bot_id)
+        cash = account.cash + amount
+        if cash < 0:
+            raise ValidationError(
+                {"amount": f"The account has {account.cash:f} in free cash: it cannot give {-amount:f}."}
+            )
+        account.cash = cash
+        account.save(update_fields=["cash", "updated_at"])
+        entry = AccountAdjustment.objects.create(
+            bot_id=bot_id, amount=amount, reason=reason, cash_after=cash, created_by_id=user_id
+        )
+    logger.info("account of bot %s adjusted by %s (user %s)", bot_id, amount, user_id)
+    return entry
 
 
 def exchange_account_save(*, account: ExchangeAccount, data: dict[str, Any]) -> tuple[ExchangeAccount, bool]:

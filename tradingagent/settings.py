@@ -24,6 +24,7 @@ from core.env import (
     env_bool,
     env_choice,
     env_decimal,
+    env_decimal_or_off,
     env_int,
     env_list,
     env_str,
@@ -306,6 +307,20 @@ TELEGRAM_LINK_CODE_MINUTES = env_int("TELEGRAM_LINK_CODE_MINUTES", 10, minimum=1
 # Bounds as the bots' own interval (bots.models.MIN/MAX_INTERVAL_SECONDS): 5 s to a day.
 BOT_DEFAULT_INTERVAL_SECONDS = env_int("BOT_DEFAULT_INTERVAL_SECONDS", 180, minimum=5, maximum=86400)
 DEMO_INTERVAL_SECONDS = env_int("DEMO_INTERVAL_SECONDS", 15, minimum=5, maximum=86400)
+# Operator caps on every user's bots (bots.rules applies them in the API, the admin and the
+# services; superusers are exempt from the per-user ones: README).
+MAX_BOTS_PER_USER = env_int("MAX_BOTS_PER_USER", 20, minimum=0)  # bots not stopped; 0: no limit
+BOT_MIN_INTERVAL_SECONDS = env_int("BOT_MIN_INTERVAL_SECONDS", 5 if DEBUG else 60, minimum=5, maximum=86400)
+BOT_MAX_LEVERAGE = env_decimal("BOT_MAX_LEVERAGE", "10", minimum=Decimal(1))
+BOT_DEFAULT_LLM_DAILY_BUDGET = env_decimal_or_off("BOT_DEFAULT_LLM_DAILY_BUDGET", "5", minimum=Decimal(0))
+USER_LLM_DAILY_BUDGET = env_decimal_or_off("USER_LLM_DAILY_BUDGET", "20", minimum=Decimal(0))
+if BOT_MAX_LEVERAGE > 125:
+    raise ImproperlyConfigured(f"BOT_MAX_LEVERAGE must be at most 125 (a bot's own limit), got {BOT_MAX_LEVERAGE}")
+if BOT_DEFAULT_INTERVAL_SECONDS < BOT_MIN_INTERVAL_SECONDS:
+    raise ImproperlyConfigured(
+        f"BOT_DEFAULT_INTERVAL_SECONDS ({BOT_DEFAULT_INTERVAL_SECONDS}) is below BOT_MIN_INTERVAL_SECONDS "
+        f"({BOT_MIN_INTERVAL_SECONDS}): a new bot would break the minimum"
+    )
 MARKET_DATA_FEED = env_choice("MARKET_DATA_FEED", "replay", ("replay", "ccxt"))
 REPLAY_DATA_DIR = Path(env_str("REPLAY_DATA_DIR", str(BASE_DIR / "marketdata" / "data")))
 # Wall-clock seconds that advance the replayed market by one candle.

@@ -14,6 +14,7 @@ from typing import Any
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
+from rest_framework.settings import api_settings
 
 from bots import rules
 from bots.models import Bot, Cycle, LLMCall
@@ -95,7 +96,15 @@ class BotSerializer(serializers.ModelSerializer[Bot]):
         help_text="seconds between two cycles",
     )
     llm_daily_budget = serializers.DecimalField(
-        max_digits=30, decimal_places=12, required=False, allow_null=True, min_value=Decimal(0)
+        max_digits=30,
+        decimal_places=12,
+        required=False,
+        allow_null=True,
+        min_value=Decimal(0),
+        help_text=(
+            "USD per UTC day; when reached the bot holds (exits still run). Left out when creating an LLM bot: "
+            "the platform's default budget; null: no budget of its own (the platform's limit per user still applies)"
+        ),
     )
     exchange_account = serializers.PrimaryKeyRelatedField(
         queryset=ExchangeAccount.objects.none(), required=False, allow_null=True
@@ -182,7 +191,15 @@ class BotSerializer(serializers.ModelSerializer[Bot]):
         # service's to refuse, with the message the API has always given (400 from BotConfigurationError).
         bot = self.instance if isinstance(self.instance, Bot) else None
         changed = attrs.keys() if bot is not None else None
-        errors = rules.bot_config_errors(values=attrs, bot=bot, changed=changed, check_state=False)
+        errors = rules.bot_config_errors(
+            values=attrs,
+            bot=bot,
+            changed=changed,
+            check_state=False,
+            owner=None if bot is not None else self.context["request"].user,
+        )
+        if rules.NON_FIELD in errors:  # DRF's name for errors of the whole request
+            errors[api_settings.NON_FIELD_ERRORS_KEY] = errors.pop(rules.NON_FIELD)
         if errors:
             raise serializers.ValidationError(errors)
         return attrs

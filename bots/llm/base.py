@@ -210,6 +210,8 @@ class LLMDecisionMaker:
         model: str,
         bot_id: int | None = None,
         llm_daily_budget: Decimal | None = None,
+        owner_id: int | None = None,
+        user_daily_budget: Decimal | None = None,
         purpose: str = "decide",
         limiter: RateLimiter | None = None,
         sleep: Callable[[float], None] = time.sleep,
@@ -218,6 +220,10 @@ class LLMDecisionMaker:
         self.model = model
         self.bot_id = bot_id
         self.llm_daily_budget = llm_daily_budget
+        # The bot's owner: the rate limit's fair share is per user, and so is the operator's
+        # daily LLM budget per user (None when it does not apply: bots.rules.user_llm_daily_budget).
+        self.owner_id = owner_id
+        self.user_daily_budget = user_daily_budget
         self.purpose = purpose  # "decide", or "check" for llm_check
         self._limiter = limiter
         self._sleep = sleep
@@ -384,22 +390,37 @@ class LLMDecisionMaker:
         return prices
 
     def _budget_reason(self) -> str:
-        """`llm_budget: ...` when the bot's LLM spend since 00:00 UTC reached its daily budget."""
-        if self.bot_id is None or self.llm_daily_budget is None:
+        """`llm_budget: ...` when the LLM spend since 00:00 UTC reached the bot's daily budget, or
+        the owner's bots together reached the operator's daily budget per user."""
+        user_budget = self.user_daily_budget if self.owner_id is not None else None
+        if self.bot_id is None or (self.llm_daily_budget is None and user_budget is None):
             return ""
-        from django.db.models import Sum
+        from django.db.models import Q, Sum
 
         from bots.models import LLMCall
 
         day_start = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-        # Uses the llmcall_bot_created index (bot, created_at).
-        spent = LLMCall.objects.filter(bot_id=self.bot_id, created_at__gte=day_start).aggregate(total=Sum("cost"))[
-            "total"
-        ] or Decimal(0)
-        if spent >= self.llm_daily_budget:
+        # One query for both budgets; the llmcall_bot_created index (bot, created_at) serves each
+        # of the owner's bots.
+        calls = LLMCall.objects.filter(created_at__gte=day_start)
+        if user_budget is None:
+            spent = calls.filter(bot_id=self.bot_id).aggregate(bot=Sum("cost"))
+        else:
+            spent = calls.filter(bot__owner_id=self.owner_id).aggregate(
+                bot=Sum("cost", filter=Q(bot_id=self.bot_id)), user=Sum("cost")
+            )
+        bot_spent = spent["bot"] or Decimal(0)
+        if self.llm_daily_budget is not None and bot_spent >= self.llm_daily_budget:
             return (
-                f"llm_budget: the bot spent {spent.normalize():f} USD on LLM calls today, its daily budget is "
+                f"llm_budget: the bot spent {bot_spent.normalize():f} USD on LLM calls today, its daily budget is "
                 f"{self.llm_daily_budget.normalize():f} USD; holding until 00:00 UTC (exits still run)"
+            )
+        user_spent = spent.get("user") or Decimal(0)
+        if user_budget is not None and user_spent >= user_budget:
+            return (
+                f"llm_budget: your bots spent {user_spent.normalize():f} USD on LLM calls today, the most this "
+                f"platform allows a user per day is {user_budget.normalize():f} USD; holding until 00:00 UTC "
+                "(exits still run)"
             )
         return ""
 
@@ -421,10 +442,12 @@ class LLMDecisionMaker:
             slot_wait = float(settings.LLM_RATE_LIMIT_WAIT_SECONDS)
             if not first_request:
                 slot_wait = min(slot_wait, max(0.0, wait.remaining()))
-            if not limiter.acquire(key, wait_seconds=slot_wait):
+            # The fair share is per user: one user's bots cannot keep every other user's waiting.
+            user = "" if self.owner_id is None else str(self.owner_id)
+            if not limiter.acquire(key, wait_seconds=slot_wait, user=user):
                 reason = (
                     f"rate_limited: no {self.provider}/{self.model} request slot within {slot_wait:g}s "
-                    f"(limit {settings.LLM_RATE_LIMIT_PER_MINUTE}/min shared by all workers)"
+                    f"(limit {settings.LLM_RATE_LIMIT_PER_MINUTE}/min shared by all workers, a fair share per user)"
                 )
                 if first_request:
                     raise _Skipped(reason)

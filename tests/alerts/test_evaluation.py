@@ -13,6 +13,7 @@ from alerts.evaluation import evaluate
 from alerts.models import Alert, AlertRule, EvaluationCursor
 from bots.models import Bot, Cycle, LLMCall
 from marketdata.models import Candle
+from tests.books import books_unguarded
 from tests.factories import BotFactory, fund_bot
 from trading.models import EquitySnapshot, Fill, Order, Position
 
@@ -141,7 +142,8 @@ def test_conditions_of_every_kind(user) -> None:  # type: ignore[no-untyped-def]
     for _ in range(8):
         fill(bot)
     old = [fill(bot) for _ in range(14)]
-    Fill.objects.filter(pk__in=[f.pk for f in old]).update(created_at=timezone.now() - timedelta(days=2))
+    with books_unguarded():  # fills of two days ago (created_at is set on insert)
+        Fill.objects.filter(pk__in=[f.pk for f in old]).update(created_at=timezone.now() - timedelta(days=2))
     # Volatility: BTC/USD moved +6 % in the last hour of market time (the default rule: 5 % in 60 min).
     start = timezone.now().replace(minute=0, second=0, microsecond=0) - timedelta(days=400)
     for hour, close in enumerate(["59000", "60000", "63600"]):

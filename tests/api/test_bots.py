@@ -198,6 +198,19 @@ def test_delete_only_when_not_running(api, user):
     assert not Bot.objects.filter(pk=bot.pk).exists()
 
 
+def test_a_bot_that_has_run_is_never_deleted(api, user):
+    bot = traded(owner=user)
+    api.post(f"/api/bots/{bot.pk}/stop/")
+
+    response = api.delete(f"/api/bots/{bot.pk}/")
+
+    assert response.status_code == 409
+    message = response.json()["error"]["message"]
+    assert message.startswith("it has a trading history (1 cycle, 2 orders, ")
+    assert "the books are append-only" in message
+    assert Bot.objects.filter(pk=bot.pk).exists() and Order.objects.filter(bot=bot).count() == 2
+
+
 def test_candles_up_to_the_bots_market_time(api, traded_bot):
     cycle = traded_bot.cycles.get()
 

@@ -41,8 +41,10 @@ def test_a_newer_candle_moves_the_unrealized_pnl(api, traded_bot):
         defaults={"open": 1, "high": 1, "low": 1, "close": position.entry_price * 2, "volume": 1},
     )
     before = Decimal(api.get(f"/api/positions/{position.pk}/").json()["unrealized_pnl"])
-    # The account's latest mark (its equity point) is at the newer candle's market time.
-    EquitySnapshot.objects.filter(bot=traded_bot).update(market_time=later)
+    # The account's latest mark (a new equity point) is at the newer candle's market time.
+    last = EquitySnapshot.objects.filter(bot=traded_bot).latest("time")
+    last.pk, last.time, last.market_time = None, last.time + timedelta(seconds=1), later
+    last.save()
 
     after = Decimal(api.get(f"/api/positions/{position.pk}/").json()["unrealized_pnl"])
 

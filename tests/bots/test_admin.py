@@ -271,9 +271,12 @@ def test_the_admin_deletes_only_what_the_api_would():
     run_cycle(bot_id=holding.pk, slot=SLOT)  # active, with an open position
     response = client.post(f"{BOT_URL}{holding.pk}/delete/", {"post": "yes"}, follow=True)
     # (The admin capitalises the first letter of its messages.)
-    assert "Holding was not deleted: stop the bot before deleting it" in response.content.decode()
+    assert "Holding was not deleted: it has a trading history (1 cycle, 1 order, " in response.content.decode()
     assert Bot.objects.filter(pk=holding.pk).exists()
     assert Position.objects.filter(bot=holding, status="open").exists()
+    running = BotFactory(owner=user, name="running", start=True)  # started, never ran
+    response = client.post(f"{BOT_URL}{running.pk}/delete/", {"post": "yes"}, follow=True)
+    assert "Running was not deleted: stop the bot before deleting it" in response.content.decode()
     # No bulk delete that would go around the check.
     assert "delete_selected" not in client.get(BOT_URL).content.decode()
 

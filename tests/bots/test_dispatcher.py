@@ -38,7 +38,7 @@ print(json.dumps(claimed))
 
 
 def _due_bots(count: int) -> list[Bot]:
-    owner = UserFactory()
+    owner = UserFactory(is_superuser=True)  # exempt from the bots-per-user cap: many bots, one owner
     slot = slot_floor(at=NOW, interval_seconds=180)
     bots = [BotFactory(owner=owner, name=f"b{i}", model="hold", interval_seconds=180) for i in range(count)]
     Bot.objects.filter(pk__in=[b.pk for b in bots]).update(status=Bot.Status.ACTIVE, next_cycle_at=slot)

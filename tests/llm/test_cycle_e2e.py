@@ -5,12 +5,14 @@ said and cost."""
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any
 
 import pytest
 from django.utils import timezone
 
+from alerts.models import Alert
 from bots.cycle import run_cycle
 from bots.models import Bot, Cycle, LLMCall
 from bots.prompts import PROMPT_VERSION, market_section
@@ -125,3 +127,21 @@ def test_spent_budget_skips_the_cycle_without_calling_the_model(e2e_settings: An
     cycle.refresh_from_db()
     assert cycle.status == Cycle.Status.SKIPPED and cycle.error.startswith("llm_budget:")
     assert wire.requests == []
+
+
+def test_the_users_daily_budget_holds_all_their_bots_and_alerts(e2e_settings: Any, wire: WireServer) -> None:
+    e2e_settings.USER_LLM_DAILY_BUDGET = Decimal("0.01")
+    bot = _bot()
+    sibling = _bot(owner=bot.owner, name="sibling")
+    LLMCall.objects.create(bot=sibling, provider=PROTO.provider, model=PROTO.model, cost=Decimal("0.02"))
+
+    cycle = run_cycle(bot_id=bot.pk, slot=timezone.now().replace(microsecond=0))
+
+    cycle.refresh_from_db()
+    assert cycle.status == Cycle.Status.SKIPPED and cycle.error.startswith("llm_budget: your bots spent 0.02 USD")
+    assert wire.requests == []
+    (alert,) = Alert.objects.filter(bot=bot)
+    assert "holds until 00:00 UTC: your bots reached this platform's daily LLM limit per user" in alert.message
+    # Once a day: the next slot holds again without a second alert.
+    run_cycle(bot_id=bot.pk, slot=timezone.now().replace(microsecond=0) + timedelta(seconds=180))
+    assert Alert.objects.filter(bot=bot).count() == 1

@@ -8,6 +8,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import transaction
 
+from bots import rules
 from bots.models import Bot
 from bots.providers import BASELINE
 from bots.services import bot_create, bot_start
@@ -90,7 +91,8 @@ class Command(BaseCommand):
                     continue
                 data = {
                     "provider": BASELINE,
-                    "interval_seconds": settings.DEMO_INTERVAL_SECONDS,
+                    # Never below the platform's minimum (an operator's BOT_MIN_INTERVAL_SECONDS).
+                    "interval_seconds": max(settings.DEMO_INTERVAL_SECONDS, rules.min_interval_seconds()),
                     "starting_capital": Decimal(10000),
                     "max_trades_per_day": 500,
                     # The replay runs days of market per hour of wall clock, so the breakers
